@@ -1,0 +1,1 @@
+"""emg_driver: serial, simulated and replayed sEMG armbands publishing emg/raw."""

@@ -1,0 +1,1 @@
+"""hand_visualizer: URDF hand, RViz markers and TF for the estimated hand pose."""
