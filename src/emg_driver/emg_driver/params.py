@@ -1,0 +1,327 @@
+"""The driver's parameters: names, defaults, descriptions and validation (pure; no rclpy).
+
+The node declares every entry of :data:`PARAMS` with its description, checks each change
+with :func:`check_value` in its on-set-parameters callback, and builds its source from
+:func:`build_settings`, which also checks the combinations (a text channel list that does
+not match ``num_channels``, a replay file that is missing ...). Every refusal is a
+ValueError whose message names the parameter, the value and what would be valid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .protocols import BinaryConfig, TextConfig
+from .replay import FORMATS
+from .sim import MotionConfig, SimConfig, WearerConfig
+from .stream import chunk_len_for
+from .transport import STANDARD_BAUD_RATES
+
+SOURCES = ("sim", "serial", "replay")
+PROTOCOLS = ("text", "binary")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    kind: str  # bool, int, double, string, int_array, double_array, string_array
+    description: str
+    check: Callable[[Any], str | None] | None = None  # message if invalid, else None
+
+
+def _range(lo: float, hi: float, unit: str = "") -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        if not (math.isfinite(v) and lo <= v <= hi):
+            return f"must be within [{lo:g}, {hi:g}]{(' ' + unit) if unit else ''}"
+        return None
+    return check
+
+
+def _positive_finite(v: Any) -> str | None:
+    return None if math.isfinite(v) and v > 0 else "must be a finite number > 0"
+
+
+def _finite(v: Any) -> str | None:
+    return None if math.isfinite(v) else "must be finite"
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda v: None if v in options else f"must be one of {', '.join(options)}"
+
+
+def _baud(v: Any) -> str | None:
+    if v in STANDARD_BAUD_RATES:
+        return None
+    return ("not a standard serial rate; use e.g. 9600, 57600, 115200, 230400, 460800, 921600, "
+            "1000000 or 2000000")
+
+
+def _column(v: Any) -> str | None:
+    return None if -1 <= v <= 1024 else "must be -1 (none) or a 0-based column index"
+
+
+def _columns(v: Any) -> str | None:
+    if any(c < 0 or c > 1024 for c in v) or len(set(v)) != len(v):
+        return "must be distinct 0-based column indices"
+    return None
+
+
+def _gains(v: Any) -> str | None:
+    if any(not (math.isfinite(g) and g > 0) for g in v):
+        return "every gain must be finite and > 0"
+    return None
+
+
+def _line_hz(v: Any) -> str | None:
+    return None if v in (0.0, 50.0, 60.0) else "must be 0 (off), 50 or 60"
+
+
+def _names(v: Any) -> str | None:
+    if any(not n for n in v) or len(set(v)) != len(v):
+        return "names must be non-empty and distinct"
+    return None
+
+
+PARAMS: tuple[ParamSpec, ...] = (
+    # --- all sources
+    ParamSpec("source", "sim", "string",
+              "Where EMG comes from: 'sim' (simulated armband, default), 'serial' (a real "
+              "armband on a serial port) or 'replay' (a recording file).", _choice(SOURCES)),
+    ParamSpec("autostart", True, "bool",
+              "Configure and activate at start-up (plain node use). False: wait for lifecycle "
+              "transitions (configure, activate) from a manager."),
+    ParamSpec("frame_id", "emg_armband", "string", "header.frame_id of emg/raw: the armband frame.",
+              lambda v: None if v else "must not be empty"),
+    ParamSpec("chunk_ms", 10.0, "double",
+              "Chunk length [ms]: samples per emg/raw message = chunk_ms x rate.",
+              _range(1.0, 1000.0, "ms")),
+    ParamSpec("sample_rate_hz", 500.0, "double",
+              "Nominal sample rate [Hz] of the sim and serial sources (replay uses the file's).",
+              _range(1.0, 100000.0, "Hz")),
+    ParamSpec("num_channels", 8, "int", "Channels of the sim and serial sources.",
+              _range(1, 256)),
+    ParamSpec("channel_names", [], "string_array",
+              "Channel names; empty = ch_1..ch_N (replay: the file's names).", _names),
+    ParamSpec("publish_reference", True, "bool",
+              "Publish the true (sim) or recorded (replay) pose on hand/reference/joint_states."),
+    ParamSpec("diagnostics_period_s", 1.0, "double", "Period of /diagnostics reports [s].",
+              _range(0.05, 60.0, "s")),
+    # --- serial
+    ParamSpec("port", "/dev/ttyACM0", "string",
+              "Serial device (serial source). Prefer a stable /dev/serial/by-id/... path.",
+              lambda v: None if v else "must not be empty"),
+    ParamSpec("baud_rate", 115200, "int", "Serial baud rate [bit/s] (serial source).", _baud),
+    ParamSpec("timeout_s", 0.02, "double",
+              "Serial read wait [s]: after this long without bytes a held partial chunk is "
+              "checked for flushing (serial source).", _range(0.001, 1.0, "s")),
+    ParamSpec("reconnect_max_s", 0.5, "double",
+              "Longest wait between attempts to reopen a lost serial port [s]; attempts start "
+              "at 0.05 s and double.", _range(0.05, 30.0, "s")),
+    ParamSpec("protocol", "text", "string",
+              "Serial wire protocol: 'text' (one sample per line) or 'binary' (CRC-checked "
+              "frames, see README).", _choice(PROTOCOLS)),
+    ParamSpec("scale_v_per_unit", 1.0e-6, "double",
+              "Volts per raw unit: volts = (raw - offset_units) x scale_v_per_unit (text lines, "
+              "integer binary payloads, replayed Myo counts). E.g. ADC: vref / 2^bits / gain.",
+              _positive_finite),
+    ParamSpec("offset_units", 0.0, "double",
+              "Raw value of 0 V (e.g. 512 for a unipolar 10-bit ADC centred at mid-scale).",
+              _finite),
+    ParamSpec("text_channel_columns", [], "int_array",
+              "0-based columns of the channels in a text line; empty = the first num_channels "
+              "columns that are not the counter/timestamp column.", _columns),
+    ParamSpec("text_num_columns", 0, "int",
+              "Exact number of fields per text line (0 = any, as long as the used columns exist). "
+              "Set it to reject merged or truncated lines.", _range(0, 1024)),
+    ParamSpec("text_counter_column", -1, "int",
+              "0-based column of a sample counter in text lines (-1 = none). Gaps in it are "
+              "counted as dropped samples.", _column),
+    ParamSpec("text_counter_modulus", 0, "int",
+              "The text counter wraps at this value (e.g. 256, 65536; 0 = never wraps).",
+              _range(0, 2**62)),
+    ParamSpec("text_timestamp_column", -1, "int",
+              "0-based column of a device timestamp in text lines (-1 = none); used like a "
+              "counter (round(t x rate)) when there is no counter column.", _column),
+    ParamSpec("text_timestamp_scale_s", 1.0e-3, "double",
+              "Seconds per unit of the text timestamp column (1e-3 = milliseconds).",
+              _positive_finite),
+    # --- sim
+    ParamSpec("seed", 0, "int", "Simulator seed: the same seed plays the same motion and noise.",
+              _range(0, 2**31 - 1)),
+    ParamSpec("electrode_shift", 0.0, "double",
+              "Simulated armband rotation around the forearm [electrode spacings] (another "
+              "wearer or a re-donned armband).", _range(-64.0, 64.0, "electrode spacings")),
+    ParamSpec("channel_gains", [], "double_array",
+              "Simulated per-channel electrode gains (empty = all 1; else one per channel).",
+              _gains),
+    ParamSpec("amplitude_scale", 1.0, "double",
+              "Simulated overall EMG amplitude factor (wearer's tissue).", _range(0.01, 100.0)),
+    ParamSpec("noise_v", 4.0e-6, "double", "Simulated baseline noise RMS per channel [V].",
+              _range(0.0, 0.1, "V")),
+    ParamSpec("line_noise_hz", 0.0, "double",
+              "Simulated power-line interference frequency [Hz]: 0 (off), 50 or 60.", _line_hz),
+    ParamSpec("line_noise_v", 20.0e-6, "double", "Simulated power-line amplitude [V].",
+              _range(0.0, 0.1, "V")),
+    # --- replay
+    ParamSpec("file", "", "string",
+              "Recording to replay (replay source): emg2pose .h5/.hdf5, EEG-EMG-Hands CSV, "
+              "BrainFlow exg.csv or run folder, Myo .txt."),
+    ParamSpec("format", "auto", "string",
+              f"Recording format: auto, {', '.join(FORMATS)}.", _choice(("auto", *FORMATS))),
+    ParamSpec("rate", 1.0, "double",
+              "Replay speed factor: 1 = the recording's own rate, 2 = twice as fast.",
+              _range(0.01, 100.0)),
+    ParamSpec("loop", False, "bool", "Replay from the start again at the end."),
+    ParamSpec("replay_sample_rate_hz", 0.0, "double",
+              "Override the recording's sample rate [Hz] (0 = from the file; Myo text: 200).",
+              _range(0.0, 100000.0, "Hz")),
+)
+PARAM_BY_NAME = {p.name: p for p in PARAMS}
+
+
+def check_value(name: str, value: Any) -> Any:
+    """The value coerced to the parameter's kind; ValueError with a clear message if invalid."""
+    spec = PARAM_BY_NAME.get(name)
+    if spec is None:
+        raise ValueError(f"unknown parameter {name!r}")
+    v = _coerce(spec, value)
+    if spec.check is not None:
+        problem = spec.check(v)
+        if problem:
+            raise ValueError(f"parameter {name}={value!r} refused: {problem}")
+    return v
+
+
+def _coerce(spec: ParamSpec, value: Any) -> Any:
+    kind = spec.kind
+    bad = ValueError(f"parameter {spec.name}={value!r} refused: expected {kind.replace('_', ' ')}")
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise bad
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return int(value)
+    if kind == "double":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if kind == "string":
+        if not isinstance(value, str):
+            raise bad
+        return value
+    # arrays: an empty array of any element type is accepted (ROS types [] as byte array)
+    try:
+        items = list(value)
+    except TypeError:
+        raise bad from None
+    if isinstance(value, (str, bytes)) and value:
+        raise bad
+    if not items:
+        return []
+    if kind == "int_array":
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in items):
+            raise bad
+        return [int(x) for x in items]
+    if kind == "double_array":
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items):
+            raise bad
+        return [float(x) for x in items]
+    if kind == "string_array":
+        if not all(isinstance(x, str) for x in items):
+            raise bad
+        return [str(x) for x in items]
+    raise bad
+
+
+def defaults() -> dict[str, Any]:
+    return {p.name: p.default for p in PARAMS}
+
+
+@dataclass(frozen=True)
+class DriverSettings:
+    """Everything the node needs to build and run its source."""
+
+    source: str
+    frame_id: str
+    chunk_ms: float
+    sample_rate_hz: float
+    num_channels: int
+    channel_names: tuple[str, ...]
+    publish_reference: bool
+    diagnostics_period_s: float
+    values: dict[str, Any]  # all parameter values, checked
+
+    def chunk_len(self, rate_hz: float | None = None) -> int:
+        return chunk_len_for(self.chunk_ms, rate_hz or self.sample_rate_hz)
+
+    def qos_depth(self) -> int:
+        """emg/raw history depth: one second of chunks (DESIGN.md)."""
+        return max(10, int(math.ceil(1000.0 / self.chunk_ms)))
+
+    def text_config(self) -> TextConfig:
+        v = self.values
+        return TextConfig(
+            num_channels=self.num_channels,
+            channel_columns=tuple(v["text_channel_columns"]),
+            num_columns=v["text_num_columns"], counter_column=v["text_counter_column"],
+            counter_modulus=v["text_counter_modulus"],
+            timestamp_column=v["text_timestamp_column"],
+            timestamp_scale_s=v["text_timestamp_scale_s"],
+            scale_v_per_unit=v["scale_v_per_unit"], offset_units=v["offset_units"])
+
+    def binary_config(self) -> BinaryConfig:
+        v = self.values
+        return BinaryConfig(num_channels=self.num_channels,
+                            scale_v_per_unit=v["scale_v_per_unit"],
+                            offset_units=v["offset_units"])
+
+    def sim_config(self) -> SimConfig:
+        v = self.values
+        wearer = WearerConfig(electrode_shift=v["electrode_shift"],
+                              channel_gains=tuple(v["channel_gains"]) or None,
+                              amplitude_scale=v["amplitude_scale"])
+        return SimConfig(sample_rate_hz=self.sample_rate_hz, num_channels=self.num_channels,
+                         wearer=wearer, motion=MotionConfig(), noise_v=v["noise_v"],
+                         line_noise_hz=v["line_noise_hz"], line_noise_v=v["line_noise_v"])
+
+
+def build_settings(values: dict[str, Any]) -> DriverSettings:
+    """Check every value and their combinations; ValueError names the first problem."""
+    v = defaults()
+    v.update(values)
+    v = {name: check_value(name, value) for name, value in v.items()}
+    source = v["source"]
+    n = v["num_channels"]
+    names = tuple(v["channel_names"])
+    if names and source != "replay" and len(names) != n:
+        raise ValueError(f"channel_names has {len(names)} names but num_channels is {n}")
+    settings = DriverSettings(
+        source=source, frame_id=v["frame_id"], chunk_ms=v["chunk_ms"],
+        sample_rate_hz=v["sample_rate_hz"], num_channels=n, channel_names=names,
+        publish_reference=v["publish_reference"],
+        diagnostics_period_s=v["diagnostics_period_s"], values=v)
+    if source == "serial":
+        if v["protocol"] == "text":
+            settings.text_config().validate()
+        else:
+            if n > 255:
+                raise ValueError("binary frames carry at most 255 channels")
+            settings.binary_config().validate()
+    elif source == "sim":
+        if v["sample_rate_hz"] < 100.0:
+            raise ValueError("the simulator needs sample_rate_hz >= 100 (20 Hz..450 Hz band)")
+        settings.sim_config().validate()
+    elif source == "replay" and not v["file"]:
+        raise ValueError("source 'replay' needs the parameter 'file' (a recording path)")
+    return settings
+
+
+__all__ = ["PARAMS", "PARAM_BY_NAME", "PROTOCOLS", "SOURCES",
+           "STANDARD_BAUD_RATES", "DriverSettings", "ParamSpec", "build_settings",
+           "check_value", "defaults"]
