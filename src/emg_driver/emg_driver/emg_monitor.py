@@ -27,7 +27,7 @@ from .emg_msg import msg_to_chunk, stamp_to_ns
 
 
 class EmgMonitor(Node):
-    def __init__(self, jsonl: bool, count: int | None, best_effort: bool = False) -> None:
+    def __init__(self, jsonl: bool, count: int | None) -> None:
         super().__init__("emg_monitor")
         self._jsonl = jsonl
         self._remaining = count
@@ -37,8 +37,7 @@ class EmgMonitor(Node):
         self._samples = 0
         self._sum_sq: np.ndarray | None = None
         self._window_start = time.monotonic()
-        reliability = ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE
-        qos = QoSProfile(depth=100, reliability=reliability)
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(EMG, "emg/raw", self._on_emg, qos)
         if not jsonl:
             self.create_timer(1.0, self._print_status)
@@ -93,11 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="emg_monitor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--jsonl", action="store_true", help="one JSON object per chunk")
     parser.add_argument("--count", type=int, default=None, help="exit after this many chunks")
-    parser.add_argument("--best-effort", action="store_true",
-                        help="subscribe best-effort (sensor-data style) instead of reliable")
     args = parser.parse_args(non_ros)
     rclpy.init(args=args_in)
-    node = EmgMonitor(args.jsonl, args.count, args.best_effort)
+    node = EmgMonitor(args.jsonl, args.count)
     print("emg_monitor: listening on " + node.resolve_topic_name("emg/raw"), file=sys.stderr,
           flush=True)
     try:
