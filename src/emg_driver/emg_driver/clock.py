@@ -181,6 +181,8 @@ class SampleClock:
             self._win_min = (0, 0.0)
             return
         x = int(index) - self._anchor_index
+        if x >= self._win_start + self.window_samples:
+            self._close_window(x)
         residual = arrival_s - self.time_of(index)
         if residual < 0.0:
             self._offset += residual  # arrival earlier than the model: the model was late
@@ -188,8 +190,6 @@ class SampleClock:
             dt = max(0.0, arrival_s - self._last_arrival)
             self._offset += min(residual, self.creep * dt)
         self._last_arrival = max(self._last_arrival, float(arrival_s))
-        if x >= self._win_start + self.window_samples:
-            self._close_window(x)
         rn = arrival_s - self._anchor_time - x * self.nominal_period_s
         if self._win_min is None or rn < self._win_min[1]:
             self._win_min = (x, rn)
@@ -220,10 +220,15 @@ class SampleClock:
                 lo = self.nominal_period_s * (1 - self.max_drift)
                 hi = self.nominal_period_s * (1 + self.max_drift)
                 period = min(max(period, lo), hi)
-                # re-anchor so the model's time at x_now does not jump
+                # re-anchor so the model's time at x_now does not jump ...
                 t_now = self.time_of(self._anchor_index + x_now)
                 self.period_s = period
                 self._offset = t_now - self._anchor_time - x_now * period
+                # ... unless the envelope of the minima says the model is early: catch up
+                t_fit = (self._anchor_time + x_now * self.nominal_period_s + rs.mean()
+                         + slope * (x_now - xs.mean()))
+                if t_fit > t_now:
+                    self._offset += t_fit - t_now
 
 
 __all__ = ["IndexStats", "SampleClock", "StreamIndexer", "counters_from_times"]

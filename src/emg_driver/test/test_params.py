@@ -1,0 +1,66 @@
+"""Parameter validation: every bad value is refused with a message naming what is valid."""
+
+from __future__ import annotations
+
+import pytest
+
+from emg_driver.params import PARAMS, build_settings, check_value, defaults
+
+
+def test_every_parameter_has_a_description_and_a_valid_default():
+    for spec in PARAMS:
+        assert len(spec.description) > 20, spec.name
+        assert check_value(spec.name, spec.default) == spec.default
+    s = build_settings({})
+    assert s.source == "sim" and s.frame_id == "emg_armband" and s.chunk_ms == 10.0
+    assert s.chunk_len() == 5 and s.qos_depth() == 100  # 1 s of 10 ms chunks
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("baud_rate", 12345, "not a standard serial rate"),
+    ("baud_rate", -9600, "not a standard serial rate"),
+    ("num_channels", 0, r"within \[1, 256\]"),
+    ("num_channels", 8.0, "expected int"),
+    ("scale_v_per_unit", 0.0, "finite number > 0"),
+    ("scale_v_per_unit", float("nan"), "finite number > 0"),
+    ("source", "usb", "one of sim, serial, replay"),
+    ("protocol", "json", "one of text, binary"),
+    ("chunk_ms", 0.1, r"within \[1, 1000\] ms"),
+    ("line_noise_hz", 55.0, "0 \\(off\\), 50 or 60"),
+    ("text_channel_columns", [0, 0, 1], "distinct"),
+    ("channel_gains", [1.0, -1.0], "finite and > 0"),
+    ("autostart", 1, "expected bool"),
+])
+def test_bad_values_are_refused_with_a_clear_message(name, value, message):
+    with pytest.raises(ValueError, match=message) as info:
+        check_value(name, value)
+    assert name in str(info.value)
+
+
+def test_ints_are_accepted_for_doubles_and_empty_arrays_of_any_type():
+    assert check_value("chunk_ms", 20) == 20.0
+    assert isinstance(check_value("chunk_ms", 20), float)
+    assert check_value("text_channel_columns", b"") == []  # ROS types [] as a byte array
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"source": "serial", "text_channel_columns": [0, 1, 2]}, "lists 3 columns"),
+    ({"source": "serial", "text_channel_columns": list(range(8)), "text_counter_column": 2},
+     "also listed as a channel column"),
+    ({"source": "serial", "text_num_columns": 4}, "column 7 is used"),
+    ({"source": "replay"}, "needs the parameter 'file'"),
+    ({"channel_names": ["a", "b"]}, "2 names but num_channels is 8"),
+    ({"source": "sim", "channel_gains": [1.0, 2.0]}, "one per channel"),
+])
+def test_inconsistent_combinations_are_refused(values, message):
+    with pytest.raises(ValueError, match=message):
+        build_settings(values)
+
+
+def test_serial_settings_build_decoder_configs():
+    v = defaults() | {"source": "serial", "protocol": "text", "num_channels": 8,
+                      "text_num_columns": 9, "scale_v_per_unit": 1e-5}
+    s = build_settings(v)
+    cfg = s.text_config()
+    assert cfg.resolved_channel_columns() == tuple(range(8)) and cfg.num_columns == 9
+    assert s.binary_config().scale_v_per_unit == 1e-5
