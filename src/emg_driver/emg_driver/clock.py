@@ -130,7 +130,7 @@ class SampleClock:
     read returned; :meth:`time_of` gives the reconstructed acquisition time of any index.
     """
 
-    def __init__(self, rate_hz: float, window_s: float = 1.0, num_windows: int = 30,
+    def __init__(self, rate_hz: float, window_s: float = 0.25, num_windows: int = 120,
                  creep_ppm: float = 500.0, step_threshold_s: float = 0.05,
                  max_drift_ppm: float = 5000.0) -> None:
         if not (math.isfinite(rate_hz) and rate_hz > 0):

@@ -170,8 +170,13 @@ class EmgDriverNode(LifecycleNode):
         return src
 
     def _log_event(self, level: str, message: str) -> None:
-        log = self.get_logger()
-        {"info": log.info, "warn": log.warning, "error": log.error}.get(level, log.info)(message)
+        # one call site per severity: rclpy refuses a call site that changes severity
+        if level == "error":
+            self.get_logger().error(message)
+        elif level == "warn":
+            self.get_logger().warning(message)
+        else:
+            self.get_logger().info(message)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         src = self.source

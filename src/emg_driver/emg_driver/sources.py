@@ -174,6 +174,9 @@ class SerialSource:
         self.channel_names = [f"ch_{k + 1}" for k in range(self.num_channels)]
         self.has_reference = False
         self.chunk_len = int(config.chunk_len)
+        # a stream that stops must not hold its last samples back; short USB stalls must
+        # not cut chunks short either
+        self.idle_flush_s = max(4.0 * self.chunk_len / self.sample_rate_hz, 0.1)
         self.indexer = StreamIndexer(max_gap=int(max(10.0 * self.sample_rate_hz, 1000)))
         self.clock = SampleClock(self.sample_rate_hz)
         self.chunker = Chunker(self.chunk_len, self.num_channels)
@@ -236,7 +239,7 @@ class SerialSource:
     def _on_idle(self, now_s: float) -> None:
         # a stream that paused must not hold its last samples back
         if self.chunker.pending and self._last_data_arrival is not None and (
-                now_s - self._last_data_arrival > 2.0 * self.chunk_len / self.sample_rate_hz):
+                now_s - self._last_data_arrival > self.idle_flush_s):
             with self._lock:
                 self._emit(self.chunker.flush())
 

@@ -52,7 +52,10 @@ def describe_open_error(port: str, exc: BaseException) -> str:
 
 
 def open_port(port: str, baud_rate: int) -> serial.Serial:
-    """Open ``port`` raw, non-blocking reads, exclusive; raise OSError/ValueError on failure."""
+    """Open ``port`` raw, non-blocking reads, exclusive; raise OSError/ValueError on failure.
+
+    pyserial's open drops bytes already waiting in the OS buffer (their timing is unknown),
+    so after a replug streaming resumes with the bytes that arrive once the port is open."""
     ser = serial.Serial()
     ser.port = port
     ser.baudrate = int(baud_rate)
@@ -61,10 +64,6 @@ def open_port(port: str, baud_rate: int) -> serial.Serial:
     if os.name == "posix":
         ser.exclusive = True
     ser.open()  # serial.SerialException is an OSError subclass carrying errno
-    try:
-        ser.reset_input_buffer()  # bytes from before we opened have no usable arrival time
-    except (OSError, serial.SerialException):
-        pass
     return ser
 
 
@@ -75,6 +74,7 @@ class ReaderStats:
     reconnects: int = 0  # successful reopen after a loss
     disconnects: int = 0
     open_failures: int = 0
+    internal_errors: int = 0  # exceptions caught in the reader thread (a bug if > 0)
 
 
 class SerialReader:
@@ -182,6 +182,20 @@ class SerialReader:
         self._on_disconnect()
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._loop()
+            except Exception as exc:
+                self.stats.internal_errors += 1
+                try:
+                    self._on_event("error", f"serial reader error (recovering): {exc!r}")
+                except Exception:
+                    pass
+                self._close()
+                self._lost_at = self._lost_at or time.monotonic()
+                self._stop.wait(self.backoff_max_s)
+
+    def _loop(self) -> None:
         backoff = self.backoff_min_s
         reported_error = ""
         while not self._stop.is_set():
@@ -191,9 +205,13 @@ class SerialReader:
                 except (OSError, ValueError) as exc:
                     self.stats.open_failures += 1
                     self.last_error = describe_open_error(self.port, exc)
-                    if self.last_error != reported_error:
+                    # report each new reason once; a missing port right after a loss is
+                    # the loss itself, already reported
+                    expected = self._lost_at is not None and getattr(
+                        exc, "errno", None) == errno.ENOENT
+                    if self.last_error != reported_error and not expected:
                         self._on_event("error", self.last_error + "; retrying")
-                        reported_error = self.last_error
+                    reported_error = self.last_error
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2.0, self.backoff_max_s)
                     continue

@@ -87,3 +87,106 @@ def pty_armband(tmp_path):
     armband = PtyArmband(tmp_path)
     yield armband
     armband.close()
+
+
+# --- driver process and stream collectors ---------------------------------------------
+
+
+@pytest.fixture
+def start_driver(node_process):
+    """Start the installed ``emg_driver`` with parameters; returns the NodeProcess."""
+    from emg_hand_testing.processes import ros_args
+
+    def start(**params):
+        return node_process("emg_driver", "emg_driver", ros_args(params))
+
+    return start
+
+
+class EmgStream:
+    """Every emg/raw chunk received, with helpers to look at the samples they carry."""
+
+    def __init__(self, ros_node) -> None:
+        from emg_driver.driver_node import emg_qos
+        from emg_interfaces.msg import EMG
+
+        self.collector = ros_node.collect(EMG, "emg/raw", emg_qos(1000))
+
+    @property
+    def messages(self):
+        return self.collector.messages
+
+    def wait_publisher(self, timeout_s: float = 20.0) -> None:
+        from emg_hand_testing.ros import wait_until
+
+        sub = self.collector.subscription
+        wait_until(lambda: sub.get_publisher_count() >= 1, timeout_s, "the driver's emg/raw")
+
+    def wait_samples(self, count: int, timeout_s: float = 20.0) -> None:
+        self.collector.wait_until(lambda msgs: sum(m.num_samples for m in msgs) >= count,
+                                  timeout_s, f"{count} samples")
+
+    def samples(self, since: int = 0):
+        """(stream indices (n,), data (n, C) float32, chunks) of messages[since:]."""
+        import numpy as np
+
+        from emg_driver.emg_msg import msg_to_chunk
+
+        msgs = self.messages[since:]
+        if not msgs:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), np.float32), msgs
+        idx = np.concatenate([m.first_sample_index + np.arange(m.num_samples) for m in msgs])
+        data = np.concatenate([msg_to_chunk(m) for m in msgs])
+        return idx, data, msgs
+
+
+@pytest.fixture
+def emg_stream(ros_node):
+    return EmgStream(ros_node)
+
+
+class Diagnostics:
+    """The driver's /diagnostics status, as a dict of its key/values plus level/message."""
+
+    def __init__(self, ros_node) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.collector = ros_node.collect(DiagnosticArray, "/diagnostics", 100)
+
+    @staticmethod
+    def _status(msg) -> dict | None:
+        for st in msg.status:
+            if st.name.startswith("emg_driver"):
+                d = {kv.key: kv.value for kv in st.values}
+                d["level"] = int.from_bytes(st.level, "little") if isinstance(
+                    st.level, bytes) else int(st.level)
+                d["message"] = st.message
+                return d
+        return None
+
+    def latest(self) -> dict | None:
+        for msg in reversed(self.collector.messages):
+            status = self._status(msg)
+            if status is not None:
+                return status
+        return None
+
+    def wait_for(self, predicate, timeout_s: float = 15.0, what: str = "a status") -> dict:
+        """Wait until a received status satisfies ``predicate``; return the first that does."""
+        found: list[dict] = []
+
+        def check(msgs) -> bool:
+            for msg in msgs:
+                status = self._status(msg)
+                if status is not None and predicate(status):
+                    found.append(status)
+                    return True
+            return False
+
+        self.collector.wait_until(check, timeout_s, what)
+        return found[0]
+
+
+@pytest.fixture
+def diagnostics(ros_node):
+    return Diagnostics(ros_node)
