@@ -118,8 +118,9 @@ class EmgDriverNode(LifecycleNode):
         self.settings = settings
         self.source = source
         self._problem = ""
-        self._emg_pub = self.create_lifecycle_publisher(EMG, EMG_TOPIC,
-                                                        emg_qos(settings.qos_depth()))
+        depth = settings.qos_depth(source.chunk_len,
+                                   getattr(source, "emit_rate_hz", source.sample_rate_hz))
+        self._emg_pub = self.create_lifecycle_publisher(EMG, EMG_TOPIC, emg_qos(depth))
         if settings.publish_reference and getattr(source, "has_reference", False):
             self._ref_pub = self.create_lifecycle_publisher(JointState, REFERENCE_TOPIC, 10)
         if isinstance(source, SerialSource):
@@ -132,8 +133,8 @@ class EmgDriverNode(LifecycleNode):
         self._reset_stats()
         self.get_logger().info(
             f"configured: source={settings.source} {source.num_channels} ch at "
-            f"{source.sample_rate_hz:g} Hz, {settings.chunk_len(source.sample_rate_hz)} samples "
-            f"per chunk on {self.resolve_topic_name(EMG_TOPIC)}")
+            f"{source.sample_rate_hz:g} Hz, {source.chunk_len} samples per chunk on "
+            f"{self.resolve_topic_name(EMG_TOPIC)} (reliable, depth {depth})")
         return TransitionCallbackReturn.SUCCESS
 
     def _make_source(self, s: DriverSettings):
@@ -185,7 +186,7 @@ class EmgDriverNode(LifecycleNode):
         if isinstance(src, SerialSource):
             src.set_streaming(True)
         else:
-            src.start(self._now_s())
+            src.start(self.get_clock().now().nanoseconds)
             period = max(0.001, self.settings.chunk_ms * 1e-3 / getattr(src, "speed", 1.0))
             self._timer = self.create_timer(period, self._on_timer)
         self._active = True
@@ -242,7 +243,7 @@ class EmgDriverNode(LifecycleNode):
         src = self.source
         if src is None or isinstance(src, SerialSource):
             return
-        self._publish(src.poll(self._now_s()))
+        self._publish(src.poll(self.get_clock().now().nanoseconds))
         if isinstance(src, ReplaySource) and src.finished and self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
@@ -262,9 +263,8 @@ class EmgDriverNode(LifecycleNode):
         frame = self.settings.frame_id
         emit_rate = getattr(src, "emit_rate_hz", rate)
         for chunk in chunks:
-            stamp_ns = int(round(chunk.stamp_s * 1e9))
-            self._emg_pub.publish(chunk_to_msg(chunk.data, chunk.first_index, stamp_ns, rate,
-                                               names, frame))
+            self._emg_pub.publish(chunk_to_msg(chunk.data, chunk.first_index, chunk.stamp_ns,
+                                               rate, names, frame))
             if self._next_index is not None and chunk.first_index != self._next_index:
                 self._stats["gaps"] += 1
                 self._stats["gap_samples"] += max(0, chunk.first_index - self._next_index)
@@ -275,7 +275,7 @@ class EmgDriverNode(LifecycleNode):
             if self._ref_pub is not None and chunk.joint_angles is not None:
                 js = JointState()
                 last = chunk.num_samples - 1
-                js.header.stamp = ns_to_stamp(int(round((chunk.stamp_s + last / emit_rate) * 1e9)))
+                js.header.stamp = ns_to_stamp(chunk.stamp_ns + int(round(last * 1e9 / emit_rate)))
                 js.header.frame_id = ""
                 js.name = list(JOINT_NAMES)
                 js.position = chunk.joint_angles[last].astype(float).tolist()

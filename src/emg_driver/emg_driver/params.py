@@ -260,9 +260,14 @@ class DriverSettings:
     def chunk_len(self, rate_hz: float | None = None) -> int:
         return chunk_len_for(self.chunk_ms, rate_hz or self.sample_rate_hz)
 
-    def qos_depth(self) -> int:
-        """emg/raw history depth: one second of chunks (DESIGN.md)."""
-        return max(10, int(math.ceil(1000.0 / self.chunk_ms)))
+    def qos_depth(self, chunk_len: int | None = None, emit_rate_hz: float | None = None) -> int:
+        """emg/raw history depth: one second of chunks (DESIGN.md), at least 10.
+
+        Chunks per second = samples per second emitted / samples per chunk (a replay at 10x
+        the recording's rate emits 10x more chunks per second)."""
+        rate = emit_rate_hz or self.sample_rate_hz
+        length = chunk_len or self.chunk_len(rate)
+        return max(10, int(math.ceil(rate / length)))
 
     def text_config(self) -> TextConfig:
         v = self.values

@@ -1,14 +1,16 @@
 """The driver's three sources, as plain Python objects producing stamped :class:`Chunk`s.
 
-* :class:`SimSource` and :class:`ReplaySource` are *pulled*: the node calls ``poll(now_s)``
-  from a timer and gets every chunk whose last sample is due by ``now_s``. Their stamps
-  come from the sample clock (``start time + index / rate``), not from timer jitter.
+* :class:`SimSource` and :class:`ReplaySource` are *pulled*: the node calls ``poll(now_ns)``
+  from a timer and gets every chunk whose last sample is due by ``now_ns``. Their stamps
+  come from the sample clock (``start time + index / rate``, exact to the nanosecond), not
+  from timer jitter.
 * :class:`SerialSource` *pushes*: its reader thread decodes bytes, assigns stream indices,
   stamps with the drift-corrected :class:`~emg_driver.clock.SampleClock` and appends chunks
   to a queue, then calls ``notify()`` (the node triggers a guard condition, so the executor
   drains the queue with :meth:`SerialSource.drain`).
 
-No rclpy here; times are float seconds of the node's clock.
+No rclpy here; times are integer nanoseconds of the node's clock (the serial reader's
+arrival times are float seconds of the same clock).
 """
 
 from __future__ import annotations
@@ -39,39 +41,44 @@ class _PacedSource:
         self.speed = float(speed)
         self.max_catch_up_s = float(max_catch_up_s)
         self.next_index = 0
-        self._t0: float | None = None  # clock time of stream index 0 (for this run)
+        self._t0_ns: int | None = None  # clock time of stream index 0 (for this run)
         self.skipped_catch_up = 0  # times the caller fell so far behind we re-anchored
 
     @property
     def emit_rate_hz(self) -> float:
         return self.sample_rate_hz * self.speed
 
-    def start(self, now_s: float) -> None:
-        """(Re)start pacing at ``now_s``: the next sample is due now."""
-        self._t0 = now_s - self.next_index / self.emit_rate_hz
+    def start(self, now_ns: int) -> None:
+        """(Re)start pacing at ``now_ns``: the next sample is due now."""
+        self._t0_ns = int(now_ns) - self._offset_ns(self.next_index)
 
     def stop(self) -> None:
-        self._t0 = None
+        self._t0_ns = None
 
     @property
     def running(self) -> bool:
-        return self._t0 is not None
+        return self._t0_ns is not None
 
-    def stamp_of(self, index: int) -> float:
-        assert self._t0 is not None
-        return self._t0 + index / self.emit_rate_hz
+    def _offset_ns(self, index: int) -> int:
+        return int(round(index * 1e9 / self.emit_rate_hz))
 
-    def due(self, now_s: float) -> int:
-        """Whole chunks' worth of samples due by ``now_s``."""
-        if self._t0 is None:
+    def stamp_of(self, index: int) -> int:
+        """Clock time [ns] at which sample ``index`` is due."""
+        assert self._t0_ns is not None
+        return self._t0_ns + self._offset_ns(index)
+
+    def due(self, now_ns: int) -> int:
+        """Whole chunks' worth of samples due by ``now_ns``."""
+        if self._t0_ns is None:
             return 0
-        n = int(math.floor((now_s - self._t0) * self.emit_rate_hz + 1e-9)) - self.next_index
+        n = int(math.floor((now_ns - self._t0_ns) * 1e-9 * self.emit_rate_hz + 1e-6)) + 1 \
+            - self.next_index
         if n > self.max_catch_up_s * self.emit_rate_hz:
             # the caller stalled for a long time: jump instead of bursting seconds of data
             self.skipped_catch_up += 1
-            self.start(now_s - self.chunk_len / self.emit_rate_hz)
+            self.start(int(now_ns) - self._offset_ns(self.chunk_len - 1))
             n = self.chunk_len
-        return (n // self.chunk_len) * self.chunk_len
+        return max(0, n // self.chunk_len) * self.chunk_len
 
 
 class SimSource(_PacedSource):
@@ -84,8 +91,8 @@ class SimSource(_PacedSource):
         self.channel_names = list(simulator.channel_names)
         self.has_reference = True
 
-    def poll(self, now_s: float) -> list[Chunk]:
-        n = self.due(now_s)
+    def poll(self, now_ns: int) -> list[Chunk]:
+        n = self.due(now_ns)
         chunks = []
         for _ in range(n // self.chunk_len):
             emg, q = self.sim.generate(self.chunk_len)
@@ -119,8 +126,8 @@ class ReplaySource(_PacedSource):
     def finished(self) -> bool:
         return not self.loop and self._pos >= self.rec.num_samples
 
-    def poll(self, now_s: float) -> list[Chunk]:
-        n = self.due(now_s)
+    def poll(self, now_ns: int) -> list[Chunk]:
+        n = self.due(now_ns)
         if self.finished:
             return []
         chunks = []
@@ -191,7 +198,7 @@ class SerialSource:
         self._on_event = on_event or (lambda level, msg: None)
         self._clock_fn = clock
         self._lock = threading.Lock()  # decoder/indexer/chunker state vs. stats readers
-        self._last_stamp = -math.inf
+        self._last_stamp_ns = -(1 << 62)
         self._time_origin: float | None = None  # first device timestamp (text time column)
         self._last_data_arrival: float | None = None
         self._lost = False
@@ -291,9 +298,9 @@ class SerialSource:
             stamp = float(self.clock.time_of(chunk.first_index)) if self.clock.anchored \
                 else self._clock_fn()
             # stamps strictly increase even while the clock model settles
-            stamp = max(stamp, self._last_stamp + 1e-6)
-            self._last_stamp = stamp
-            chunk.stamp_s = stamp
+            stamp_ns = max(int(round(stamp * 1e9)), self._last_stamp_ns + 1000)
+            self._last_stamp_ns = stamp_ns
+            chunk.stamp_ns = stamp_ns
             if len(self.queue) >= self.config.max_queue_chunks:
                 self.queue.popleft()
                 self.queue_overflows += 1

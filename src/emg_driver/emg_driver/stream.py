@@ -16,13 +16,14 @@ import numpy as np
 class Chunk:
     """Consecutive samples ready to publish.
 
-    data: (n, channels) float32 [V]. stamp_s: acquisition time of the first sample [s].
+    data: (n, channels) float32 [V]. stamp_ns: acquisition time of the first sample [ns on
+    the node's clock]; -1 until the source stamps the chunk.
     joint_angles: (n, 20) float32 [rad] of the true/recorded pose per sample, or None.
     """
 
     first_index: int
     data: np.ndarray
-    stamp_s: float = float("nan")
+    stamp_ns: int = -1
     joint_angles: np.ndarray | None = None
 
     @property

@@ -110,7 +110,7 @@ class EmgStream:
         from emg_driver.driver_node import emg_qos
         from emg_interfaces.msg import EMG
 
-        self.collector = ros_node.collect(EMG, "emg/raw", emg_qos(1000))
+        self.collector = ros_node.collect(EMG, "emg/raw", emg_qos(5000))
 
     @property
     def messages(self):
@@ -190,3 +190,36 @@ class Diagnostics:
 @pytest.fixture
 def diagnostics(ros_node):
     return Diagnostics(ros_node)
+
+
+class Lifecycle:
+    """Drive the driver's lifecycle through its standard services."""
+
+    def __init__(self, ros_node, node_name: str = "/emg_driver") -> None:
+        from lifecycle_msgs.srv import ChangeState, GetState
+
+        self.ros_node = ros_node
+        self._get = ros_node.service_client(GetState, f"{node_name}/get_state", 20.0)
+        self._change = ros_node.service_client(ChangeState, f"{node_name}/change_state", 20.0)
+
+    def state(self) -> str:
+        from lifecycle_msgs.srv import GetState
+
+        return self.ros_node.call(self._get, GetState.Request()).current_state.label
+
+    def transition(self, name: str) -> bool:
+        """configure, activate, deactivate, cleanup or shutdown; True on success."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        ids = {"configure": Transition.TRANSITION_CONFIGURE,
+               "activate": Transition.TRANSITION_ACTIVATE,
+               "deactivate": Transition.TRANSITION_DEACTIVATE,
+               "cleanup": Transition.TRANSITION_CLEANUP}
+        request = ChangeState.Request(transition=Transition(id=ids[name]))
+        return bool(self.ros_node.call(self._change, request).success)
+
+
+@pytest.fixture
+def lifecycle(ros_node):
+    return lambda: Lifecycle(ros_node)

@@ -99,15 +99,16 @@ def test_replay_source_paces_loops_and_keeps_the_index_monotonic(tmp_path):
     emg = np.arange(30 * 2, dtype=np.float32).reshape(30, 2)
     path = write_emg2pose_h5(tmp_path / "r.h5", emg, np.zeros((30, 20)), 100.0)
     src = ReplaySource(load_recording(path), chunk_len=4, speed=2.0, loop=True)
-    src.start(1000.0)
-    assert src.poll(1000.0) == []  # nothing due yet
-    chunks = src.poll(1000.0 + 0.1)  # 0.1 s at 200 samples/s = 20 samples
+    t0 = 1_000_000_000_000
+    src.start(t0)
+    assert src.poll(t0 + 14_000_000) == []  # samples 0..2 due: not a whole chunk yet
+    chunks = src.poll(t0 + 95_000_000)  # samples 0..19 due at 200 samples/s
     assert sum(c.num_samples for c in chunks) == 20
-    chunks += src.poll(1000.0 + 0.45)  # 90 samples: three passes through 30 rows
+    chunks += src.poll(t0 + 445_000_000)  # up to sample 89: three passes through 30 rows
     index = [i for c in chunks for i in range(c.first_index, c.end_index)]
     assert index == list(range(len(index)))
     data = np.concatenate([c.data for c in chunks])
     np.testing.assert_array_equal(data, emg[np.arange(len(index)) % 30])
     assert src.loops_completed >= 2
     # stamps follow the replay clock, not the poll times
-    assert chunks[1].stamp_s == pytest.approx(1000.0 + chunks[1].first_index / 200.0)
+    assert chunks[1].stamp_ns == t0 + chunks[1].first_index * 5_000_000

@@ -1,0 +1,85 @@
+"""The replay source end to end: the installed driver plays recordings over DDS; the test
+starts streaming through the lifecycle once its subscriber is matched, so no sample of the
+recording can be missed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import JointState
+
+from emg_driver.emg_msg import stamp_to_ns
+from emg_driver.replay import load_recording, write_emg2pose_h5
+from emg_pose_node.hand_model import JOINT_NAMES
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def test_replays_a_shared_csv_completely_in_order(shared_data, start_driver, emg_stream,
+                                                  lifecycle, diagnostics):
+    path = shared_data / "eeg_emg_hands" / "s_0" / "merged" / "data_1734923885.csv"
+    expected = load_recording(path)
+    start_driver(source="replay", file=str(path), rate=10.0, autostart=False)
+    lc = lifecycle()
+    assert lc.transition("configure")
+    emg_stream.wait_publisher()
+    assert lc.transition("activate")
+    n = expected.num_samples
+    emg_stream.wait_samples(n, timeout_s=30.0)  # 39 s of recording at 10x
+    idx, data, msgs = emg_stream.samples()
+    assert idx.tolist() == list(range(n))
+    np.testing.assert_array_equal(data, expected.emg)  # microvolts in the file, volts here
+    assert msgs[0].sample_rate_hz == pytest.approx(expected.sample_rate_hz)
+    assert list(msgs[0].channel_names) == expected.channel_names
+    # played at 10x the recording's rate, on the replay's sample clock
+    stamps = np.array([stamp_to_ns(m.header.stamp) for m in msgs]) * 1e-9
+    span = stamps[-1] - stamps[0]
+    assert span == pytest.approx((msgs[-1].first_sample_index / expected.sample_rate_hz) / 10,
+                                 rel=1e-6)
+    status = diagnostics.wait_for(lambda s: s.get("replay_finished") == "True",
+                                  what="replay finished")
+    assert status["samples_published"] == str(n) and status["level"] == 0
+
+
+def test_replays_emg2pose_hdf5_with_reference_pose_and_loops(tmp_path, start_driver, emg_stream,
+                                                              lifecycle, ros_node):
+    rate, n = 2000.0, 1500
+    rng = np.random.default_rng(2)
+    emg = (rng.standard_normal((n, 16)) * 1e-4).astype(np.float32)
+    q = np.cumsum(rng.normal(0, 0.01, (n, 20)), axis=0).astype(np.float32)
+    path = write_emg2pose_h5(tmp_path / "session.hdf5", emg, q, rate)
+    reference = ros_node.collect(JointState, "hand/reference/joint_states", 1000)
+    start_driver(source="replay", file=str(path), loop=True, rate=2.0, autostart=False)
+    lc = lifecycle()
+    assert lc.transition("configure")
+    emg_stream.wait_publisher()
+    ros_node.wait_for_publishers("hand/reference/joint_states")
+    assert lc.transition("activate")
+    emg_stream.wait_samples(2 * n + 100, timeout_s=20.0)  # past the end: it loops
+    idx, data, msgs = emg_stream.samples()
+    assert idx.tolist() == list(range(len(idx)))  # monotonic across loops
+    np.testing.assert_array_equal(data, emg[idx % n])
+    assert {m.num_samples for m in msgs} == {20}  # 10 ms of the recording per chunk
+    refs = reference.wait_for(len(msgs) - 5, timeout_s=10.0)
+    by_stamp = {stamp_to_ns(r.header.stamp): r for r in refs}
+    matched = 0
+    for m in msgs:
+        # stamped at the chunk's last sample, on the replay clock (2x: 0.25 ms per sample)
+        r = by_stamp.get(stamp_to_ns(m.header.stamp) + int(round(19 * 1e9 / (rate * 2))))
+        if r is not None:
+            matched += 1
+            assert list(r.name) == list(JOINT_NAMES)
+            last = (m.first_sample_index + m.num_samples - 1) % n
+            np.testing.assert_allclose(r.position, q[last], atol=1e-6)
+    assert matched > 0.95 * len(msgs)
+
+
+def test_missing_recording_fails_configure_with_a_clear_reason(tmp_path, start_driver,
+                                                               lifecycle, diagnostics):
+    driver = start_driver(source="replay", file=str(tmp_path / "absent.h5"), autostart=False)
+    lc = lifecycle()
+    assert not lc.transition("configure")
+    assert lc.state() == "unconfigured"
+    status = diagnostics.wait_for(lambda s: s["level"] == 2, what="ERROR status")
+    assert "does not exist" in status["message"]
+    assert "absent.h5" in driver.output and driver.process.poll() is None
