@@ -43,7 +43,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import signal
 
 from emg_pose_node.hand_model import JOINT_INDEX, JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
 from emg_pose_node.poses import NAMED_POSES, REST
@@ -481,6 +480,9 @@ class ArmbandSimulator:
         # band-limited carriers, normalised to unit variance
         lo, hi = config.band_hz
         hi = min(hi, 0.45 * fs)
+        from scipy import signal  # imported here: it takes a second, and only the sim needs it
+
+        self._signal = signal
         self._sos = signal.butter(2, [lo, hi], btype="bandpass", fs=fs, output="sos")
         _, h = signal.sosfreqz(self._sos, worN=8192)
         self._carrier_scale = 1.0 / math.sqrt(float(np.mean(np.abs(h) ** 2)))
@@ -520,12 +522,13 @@ class ArmbandSimulator:
         if n and self._act_zi is None:
             self._act_zi = -self._act_a[1] * drive[:1]  # start settled at the first drive
         if n:
-            act, self._act_zi = signal.lfilter(self._act_b, self._act_a, drive, axis=0,
+            act, self._act_zi = self._signal.lfilter(self._act_b, self._act_a, drive, axis=0,
                                                zi=self._act_zi)
         else:
             act = drive
         white = self._carrier_rng.standard_normal((n, len(MUSCLES)))
-        carriers, self._carrier_zi = signal.sosfilt(self._sos, white, axis=0, zi=self._carrier_zi)
+        carriers, self._carrier_zi = self._signal.sosfilt(self._sos, white, axis=0,
+                                                          zi=self._carrier_zi)
         sources = act * carriers * self._carrier_scale  # (n, muscles)
         emg = sources @ self.mixing.T
         emg += cfg.noise_v * self._noise_rng.standard_normal((n, cfg.num_channels))

@@ -239,32 +239,36 @@ def test_permission_denied_is_reported_with_a_hint(pty_armband, start_driver, di
     assert driver.process.poll() is None
 
 
-def test_bad_parameters_are_refused_at_runtime_and_at_start(pty_armband, start_driver,
-                                                            ros_node, diagnostics):
+def test_bad_parameters_are_refused_and_the_node_recovers(pty_armband, start_driver, ros_node,
+                                                          diagnostics, lifecycle, emg_stream):
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
 
-    start_driver(port=pty_armband.port, **TEXT_PARAMS)
+    # a bad value at start-up: the node stays up, unconfigured, and says why
+    driver = start_driver(port=pty_armband.port, **dict(TEXT_PARAMS, baud_rate=12345))
+    status = diagnostics.wait_for(lambda s: s["level"] == 2, what="ERROR for a bad baud rate")
+    assert "baud_rate=12345 refused" in status["message"]
+    assert status["state"] == "unconfigured" and driver.process.poll() is None
+
+    # bad values at run time are refused with the reason
     client = ros_node.service_client(SetParameters, "/emg_driver/set_parameters", 20.0)
-    request = SetParameters.Request(parameters=[
-        Parameter(name="baud_rate", value=ParameterValue(
-            type=ParameterType.PARAMETER_INTEGER, integer_value=12345)),
-        Parameter(name="num_channels", value=ParameterValue(
-            type=ParameterType.PARAMETER_INTEGER, integer_value=0)),
-        Parameter(name="scale_v_per_unit", value=ParameterValue(
-            type=ParameterType.PARAMETER_DOUBLE, double_value=-1.0)),
-    ])
-    results = ros_node.call(client, request).results
+
+    def param(name, **value):
+        kind = (ParameterType.PARAMETER_INTEGER if "integer_value" in value
+                else ParameterType.PARAMETER_DOUBLE)
+        return Parameter(name=name, value=ParameterValue(type=kind, **value))
+
+    results = ros_node.call(client, SetParameters.Request(parameters=[
+        param("baud_rate", integer_value=123), param("num_channels", integer_value=0),
+        param("scale_v_per_unit", double_value=-1.0)])).results
     assert not any(r.successful for r in results)
     assert "not a standard serial rate" in results[0].reason
     assert "within [1, 256]" in results[1].reason
     assert "> 0" in results[2].reason
 
-
-def test_bad_parameter_at_start_keeps_the_node_up_and_reports(pty_armband, start_driver,
-                                                              diagnostics):
-    driver = start_driver(port=pty_armband.port, **dict(TEXT_PARAMS, baud_rate=12345))
-    status = diagnostics.wait_for(lambda s: s["level"] == 2, what="ERROR for a bad baud rate")
-    assert "baud_rate=12345 refused" in status["message"]
-    assert status["state"] == "unconfigured"
-    assert driver.process.poll() is None
+    # a good value, then configure + activate through the lifecycle: streaming, no restart
+    assert ros_node.call(client, SetParameters.Request(parameters=[
+        param("baud_rate", integer_value=230400)])).results[0].successful
+    lc = lifecycle()
+    assert lc.transition("configure") and lc.transition("activate")
+    prime(pty_armband, emg_stream, line(*[2] * 9), line(*[9] * 8, 0), 9e-5)

@@ -45,9 +45,10 @@ def test_sim_real_time_rate_stamps_and_reference_pose(start_driver, emg_stream, 
     # exact to the nanosecond: 2 ms per sample at 500 Hz
     assert np.array_equal(stamps_ns - stamps_ns[0], (first - first[0]) * 2_000_000)
     stamps = stamps_ns * 1e-9
-    # ... tied to the wall clock: a chunk is published right after its last sample is due
+    # ... tied to the wall clock: a chunk goes out once its last sample is due, never before
+    # (the median bounds the typical delay; a loaded machine may stall a few chunks)
     delay = (recv + wall_minus_mono) - (stamps + 4 / RATE)
-    assert np.median(delay) < 0.02 and np.percentile(delay, 95) < 0.05
+    assert np.median(delay) < 0.02 and delay.min() > -0.002
 
     # the stream is the seeded simulator's, sample for sample (repeatable with the seed)
     sim = ArmbandSimulator(seed=SEED)
