@@ -76,17 +76,15 @@ class StreamIndexer:
             return np.ones(n, dtype=bool), idx
         counters = np.asarray(counters, dtype=np.int64)
         prev = self._last_counter
+        c0, cl = int(counters[0]), int(counters[-1])
         if prev is None:
-            prev = int(counters[0]) - 1
-            if modulus:
-                prev %= modulus
-        steps = np.diff(np.concatenate(([prev], counters)))
-        if modulus:
-            steps %= modulus
-        if np.all(steps == 1):  # the common case
-            idx = self.next_index + np.arange(n, dtype=np.int64)
+            prev = (c0 - 1) % modulus if modulus else c0 - 1
+        # fast path (the common case): the batch continues the previous one without a gap
+        step0 = (c0 - prev) % modulus if modulus else c0 - prev
+        if step0 == 1 and cl - c0 == n - 1 and (n <= 2 or bool(np.all(np.diff(counters) == 1))):
+            idx = np.arange(self.next_index, self.next_index + n, dtype=np.int64)
             self.next_index += n
-            self._last_counter = int(counters[-1])
+            self._last_counter = cl
             return np.ones(n, dtype=bool), idx
         keep = np.ones(n, dtype=bool)
         idx: list[int] = []

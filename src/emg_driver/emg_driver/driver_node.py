@@ -13,6 +13,7 @@ modules (protocols, clock, stream, sim, replay, sources, params).
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any
 
@@ -69,7 +70,7 @@ class EmgDriverNode(LifecycleNode):
         self._last_counts: dict[str, int] = {}
         self._rate_measured = 0.0
         self._active = False
-        self._guard = self.create_guard_condition(self._drain_serial)
+        self._stats_lock = threading.Lock()  # the serial reader thread publishes too
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         period = self._initial_diag_period()
         self._diag_timer = self.create_timer(period, self._publish_diagnostics)
@@ -159,9 +160,9 @@ class EmgDriverNode(LifecycleNode):
                 port=v["port"], baud_rate=v["baud_rate"], protocol=v["protocol"],
                 sample_rate_hz=s.sample_rate_hz, chunk_len=s.chunk_len(),
                 text=s.text_config(), binary=s.binary_config(), read_timeout_s=v["timeout_s"],
-                reconnect_max_s=v["reconnect_max_s"],
-                max_queue_chunks=10 * s.qos_depth())
-            src = SerialSource(cfg, clock=self._now_s, notify=self._guard.trigger,
+                reconnect_max_s=v["reconnect_max_s"])
+            # chunks are published from the reader thread (publishers are thread-safe)
+            src = SerialSource(cfg, clock=self._now_s, on_chunks=self._publish,
                                on_event=self._log_event)
         if s.channel_names:
             if len(s.channel_names) != src.num_channels:
@@ -249,10 +250,6 @@ class EmgDriverNode(LifecycleNode):
             self._timer = None
             self.get_logger().info(f"replay finished after {src.next_index} samples")
 
-    def _drain_serial(self) -> None:
-        if isinstance(self.source, SerialSource):
-            self._publish(self.source.drain())
-
     def _publish(self, chunks: list[Chunk]) -> None:
         if not chunks or not self._active or self._emg_pub is None:
             return
@@ -265,13 +262,14 @@ class EmgDriverNode(LifecycleNode):
         for chunk in chunks:
             self._emg_pub.publish(chunk_to_msg(chunk.data, chunk.first_index, chunk.stamp_ns,
                                                rate, names, frame))
-            if self._next_index is not None and chunk.first_index != self._next_index:
-                self._stats["gaps"] += 1
-                self._stats["gap_samples"] += max(0, chunk.first_index - self._next_index)
-            self._next_index = chunk.end_index
-            self._stats["chunks"] += 1
-            self._stats["samples"] += chunk.num_samples
-            self._period_samples += chunk.num_samples
+            with self._stats_lock:
+                if self._next_index is not None and chunk.first_index != self._next_index:
+                    self._stats["gaps"] += 1
+                    self._stats["gap_samples"] += max(0, chunk.first_index - self._next_index)
+                self._next_index = chunk.end_index
+                self._stats["chunks"] += 1
+                self._stats["samples"] += chunk.num_samples
+                self._period_samples += chunk.num_samples
             if self._ref_pub is not None and chunk.joint_angles is not None:
                 js = JointState()
                 last = chunk.num_samples - 1
@@ -288,10 +286,12 @@ class EmgDriverNode(LifecycleNode):
         self._last_counts = {}
 
     def _publish_diagnostics(self) -> None:
-        now = time.monotonic()
-        elapsed = max(now - self._period_start, 1e-6)
-        self._rate_measured = self._period_samples / elapsed
-        self._period_start, self._period_samples = now, 0
+        with self._stats_lock:
+            now = time.monotonic()
+            elapsed = max(now - self._period_start, 1e-6)
+            self._rate_measured = self._period_samples / elapsed
+            self._period_start, self._period_samples = now, 0
+            stats = dict(self._stats)
         st = DiagnosticStatus()
         st.name = f"{self.get_name()}: EMG source"
         src = self.source
@@ -310,9 +310,9 @@ class EmgDriverNode(LifecycleNode):
                 "sample_rate_nominal_hz": round(src.sample_rate_hz, 3),
                 "sample_rate_measured_hz": round(self._rate_measured, 2),
                 "num_channels": src.num_channels,
-                "chunks_published": self._stats["chunks"],
-                "samples_published": self._stats["samples"],
-                "stream_gaps": self._stats["gaps"],
+                "chunks_published": stats["chunks"],
+                "samples_published": stats["samples"],
+                "stream_gaps": stats["gaps"],
             })
             if isinstance(src, SerialSource):
                 st.hardware_id = src.config.port
@@ -335,7 +335,7 @@ class EmgDriverNode(LifecycleNode):
                     nominal = 0.0 if src.finished else nominal
             if (self._active and level == DiagnosticStatus.OK and nominal > 0
                     and abs(self._rate_measured - nominal) > 0.1 * nominal
-                    and self._stats["samples"] > 0):
+                    and stats["samples"] > 0):
                 level = DiagnosticStatus.WARN
                 message = (f"measured {self._rate_measured:.1f} Hz vs nominal {nominal:.1f} Hz")
         st.level = level
@@ -349,7 +349,7 @@ class EmgDriverNode(LifecycleNode):
     def _serial_warnings(self, values: dict[str, Any]) -> list[str]:
         """Problems new since the last report (errors that keep growing keep warning)."""
         watched = ("parse_errors", "column_errors", "nonfinite_values", "overlong_lines",
-                   "crc_errors", "header_errors", "dropped_samples", "queue_overflows")
+                   "crc_errors", "header_errors", "dropped_samples")
         out = []
         for key in watched:
             now = int(values.get(key, 0))

@@ -272,6 +272,7 @@ FORMAT_CODES = {"int16": FORMAT_INT16, "int24": FORMAT_INT24, "float32": FORMAT_
 FORMAT_WIDTH = {FORMAT_INT16: 2, FORMAT_INT24: 3, FORMAT_FLOAT32: 4}
 
 _HEADER = struct.Struct("<2sBBBBI")
+_CRC = struct.Struct("<H")
 
 
 def crc16(data: bytes, value: int = 0xFFFF) -> int:
@@ -361,56 +362,82 @@ class BinaryFrameDecoder:
         buf = self._buf
         buf += data
         c_expected = self.config.num_channels
-        out_values: list[np.ndarray] = []
-        out_counters: list[np.ndarray] = []
+        # valid frames found, decoded together afterwards: (format, samples, counter, payload)
+        found: list[tuple[int, int, int, bytes]] = []
         pos = 0
         n = len(buf)
-        while True:
-            start = buf.find(SYNC, pos)
-            if start < 0:
-                # keep a trailing 0xA5: it may be the first half of a split sync
-                keep = n - 1 if n > pos and buf[-1] == SYNC[0] else n
-                self.stats.discarded_bytes += keep - pos
-                pos = keep
-                break
-            self.stats.discarded_bytes += start - pos
-            pos = start
-            if n - pos < HEADER_SIZE:
-                break
-            _, version, c, code, s, counter = _HEADER.unpack_from(buf, pos)
-            if (version != VERSION or c != c_expected or code not in FORMAT_WIDTH
-                    or not 1 <= s <= MAX_SAMPLES_PER_FRAME):
-                self.stats.header_errors += 1
-                self.stats.discarded_bytes += 1
-                pos += 1
-                continue
-            size = HEADER_SIZE + s * c * FORMAT_WIDTH[code] + CRC_SIZE
-            if n - pos < size:
-                break
-            end = pos + size
-            (crc,) = struct.unpack_from("<H", buf, end - CRC_SIZE)
-            if crc16(bytes(buf[pos + 2:end - CRC_SIZE])) != crc:
-                self.stats.crc_errors += 1
-                self.stats.discarded_bytes += 1
-                pos += 1
-                continue
-            values = _decode_payload(bytes(buf[pos + HEADER_SIZE:end - CRC_SIZE]), code, s, c)
-            pos = end
-            if code == FORMAT_FLOAT32:
-                if not np.isfinite(values).all():
-                    self.stats.nonfinite_values += 1
+        view = memoryview(buf)
+        try:
+            while True:
+                start = buf.find(SYNC, pos)
+                if start < 0:
+                    # keep a trailing 0xA5: it may be the first half of a split sync
+                    keep = n - 1 if n > pos and buf[-1] == SYNC[0] else n
+                    self.stats.discarded_bytes += keep - pos
+                    pos = keep
+                    break
+                self.stats.discarded_bytes += start - pos
+                pos = start
+                if n - pos < HEADER_SIZE:
+                    break
+                _, version, c, code, s, counter = _HEADER.unpack_from(buf, pos)
+                if (version != VERSION or c != c_expected or code not in FORMAT_WIDTH
+                        or not 1 <= s <= MAX_SAMPLES_PER_FRAME):
+                    self.stats.header_errors += 1
+                    self.stats.discarded_bytes += 1
+                    pos += 1
                     continue
-            else:
-                values = (values - self.config.offset_units) * self.config.scale_v_per_unit
-            out_values.append(values)
-            out_counters.append(counter + np.arange(s, dtype=np.int64))
+                end = pos + HEADER_SIZE + s * c * FORMAT_WIDTH[code] + CRC_SIZE
+                if n < end:
+                    break
+                (crc,) = _CRC.unpack_from(buf, end - CRC_SIZE)
+                if crc16(view[pos + 2:end - CRC_SIZE]) != crc:
+                    self.stats.crc_errors += 1
+                    self.stats.discarded_bytes += 1
+                    pos += 1
+                    continue
+                found.append((code, s, counter, bytes(view[pos + HEADER_SIZE:end - CRC_SIZE])))
+                pos = end
+        finally:
+            view.release()
         del buf[:pos]
-        if not out_values:
+        if not found:
             return empty_batch(self.num_channels)
-        values = np.concatenate(out_values).astype(np.float32)
-        counters = np.concatenate(out_counters) % COUNTER_MODULUS
+        values, counters = self._decode(found, c_expected)
+        if len(values) == 0:
+            return empty_batch(self.num_channels)
         self.stats.samples += len(values)
         return DecodedBatch(values, counters, None, counter_modulus=COUNTER_MODULUS)
+
+    def _decode(self, found: list[tuple[int, int, int, bytes]],
+                c: int) -> tuple[np.ndarray, np.ndarray]:
+        """Decode runs of frames with the same format and size in one numpy call each."""
+        out_v: list[np.ndarray] = []
+        out_c: list[np.ndarray] = []
+        k = 0
+        while k < len(found):
+            code, s = found[k][0], found[k][1]
+            j = k
+            while j < len(found) and found[j][0] == code and found[j][1] == s:
+                j += 1
+            run = found[k:j]
+            values = _decode_payload(b"".join(f[3] for f in run), code, s * len(run), c)
+            values = values.reshape(len(run), s, c)
+            counters = np.fromiter((f[2] for f in run), dtype=np.int64, count=len(run))
+            counters = counters[:, None] + np.arange(s, dtype=np.int64)
+            if code == FORMAT_FLOAT32:
+                ok = np.isfinite(values).all(axis=(1, 2))
+                if not ok.all():
+                    self.stats.nonfinite_values += int((~ok).sum())
+                    values, counters = values[ok], counters[ok]
+            else:
+                values = (values - self.config.offset_units) * self.config.scale_v_per_unit
+            out_v.append(values.reshape(-1, c))
+            out_c.append(counters.reshape(-1))
+            k = j
+        values = (out_v[0] if len(out_v) == 1 else np.concatenate(out_v)).astype(np.float32)
+        counters = (out_c[0] if len(out_c) == 1 else np.concatenate(out_c)) % COUNTER_MODULUS
+        return values, counters
 
 
 def make_decoder(protocol: str, text: TextConfig | None = None,

@@ -67,6 +67,12 @@ class Chunker:
         if n == 0:
             return out
         indices = np.asarray(indices, dtype=np.int64)
+        first, last = int(indices[0]), int(indices[-1])
+        if last - first == n - 1:  # increasing indices spanning n: one consecutive run
+            if self._first is not None and first != self._first + self._count:
+                out.extend(self.flush())
+            self._add_run(first, values, joint_angles, out)
+            return out
         # split where the index is not consecutive
         breaks = np.flatnonzero(np.diff(indices) != 1) + 1
         starts = np.concatenate(([0], breaks))

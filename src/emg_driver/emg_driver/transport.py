@@ -110,6 +110,7 @@ class SerialReader:
         self.stats = ReaderStats()
         self.last_error: str = ""
         self._ser: serial.Serial | None = None
+        self._fd = -1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ever_connected = False
@@ -118,6 +119,17 @@ class SerialReader:
     @property
     def connected(self) -> bool:
         return self._ser is not None
+
+    def bytes_waiting(self) -> int:
+        """Bytes received by the OS but not yet read (the driver's input queue); -1 if
+        unknown (port closed)."""
+        ser = self._ser
+        if ser is None:
+            return -1
+        try:
+            return int(ser.in_waiting)
+        except (OSError, serial.SerialException, TypeError, ValueError):
+            return -1
 
     def try_open(self) -> str:
         """Open the port now (from the caller's thread, before :meth:`start`).
@@ -154,6 +166,8 @@ class SerialReader:
     # --- thread ---------------------------------------------------------------------
 
     def _connected(self, first: bool) -> None:
+        assert self._ser is not None
+        self._fd = self._ser.fileno() if os.name == "posix" else -1
         if self._lost_at is not None:
             self.stats.reconnects += 1
             self._on_event("info", f"serial port {self.port} is back after "
@@ -225,7 +239,7 @@ class SerialReader:
         assert ser is not None
         try:
             if os.name == "posix":
-                fd = ser.fileno()
+                fd = self._fd
                 ready, _, _ = select.select([fd], [], [], self.read_timeout_s)
                 if not ready:
                     self._on_idle(self._clock())

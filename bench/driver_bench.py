@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Benchmark of the emg_driver serial path through a pseudo-terminal.
+
+For each case the installed ``emg_driver`` opens the slave side of a pty (pyserial, as with
+a real armband); this script writes samples into the master side at the armband's real rate
+and subscribes to ``emg/raw`` over DDS. It reports:
+
+* lost samples: written but never published (target 0);
+* driver CPU: user + system time of the driver process over the run, in % of one core
+  (target < 15 % at 16 ch x 2 kHz);
+* latency: from the moment the sample that completes a chunk was written into the pty to
+  the moment this process received the chunk (p50 / p99 / max; target p99 < 5 ms). This
+  includes DDS delivery to another process, so it is an upper bound on write -> publish.
+
+Cases: ``text8``: 8 channels at 500 Hz, one text line per sample with a counter column,
+written every 2 ms; ``binary16``: 16 channels at 2 kHz, binary frames (int16), 4 frames
+written every 2 ms.
+
+    scripts/with-env python bench/driver_bench.py                 # 60 s per case
+    scripts/with-env python bench/driver_bench.py --quick         # 5 s per case
+    scripts/with-env python bench/driver_bench.py --seconds 20 --case binary16 --json out.json
+
+Timings depend on the machine and its load: run on a quiet machine for reportable figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import pty
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tty
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Case:
+    name: str
+    protocol: str
+    channels: int
+    rate_hz: float
+    samples_per_write: int
+    params: dict = field(default_factory=dict)
+
+
+CASES = {
+    "text8": Case("text_8ch_500hz", "text", 8, 500.0, 1,
+                  {"text_counter_column": 8, "text_num_columns": 9, "scale_v_per_unit": 1e-6}),
+    "binary16": Case("binary_16ch_2khz", "binary", 16, 2000.0, 4,
+                     {"scale_v_per_unit": 5e-7, "baud_rate": 2000000}),
+}
+
+
+def isolate_domain() -> int:
+    try:
+        from emg_hand_testing.domain import isolate_ros_domain
+
+        return isolate_ros_domain()
+    except ImportError:
+        domain = random.randint(100, 232)
+        os.environ["ROS_DOMAIN_ID"] = str(domain)
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+        return domain
+
+
+def driver_command(params: dict) -> list[str]:
+    try:
+        from ament_index_python.packages import get_package_prefix
+
+        exe = Path(get_package_prefix("emg_driver")) / "lib" / "emg_driver" / "emg_driver"
+        cmd = [str(exe)]
+    except Exception:  # not installed with colcon: run the module
+        cmd = [sys.executable, "-m", "emg_driver.driver_node"]
+    args = ["--ros-args"]
+    for k, v in params.items():
+        value = ("true" if v else "false") if isinstance(v, bool) else v
+        args += ["-p", f"{k}:={value}"]
+    return cmd + args
+
+
+def make_payload(case: Case, n: int) -> tuple[list[bytes], int]:
+    """Pre-encoded writes (so encoding costs nothing during the run) and samples per write."""
+    from emg_driver.protocols import encode_frame
+
+    rng = np.random.default_rng(0)
+    raw = rng.integers(-2000, 2000, (n, case.channels))
+    if case.protocol == "text":
+        lines = [(",".join(str(int(v)) for v in raw[k]) + f",{k}\n").encode() for k in range(n)]
+        per = case.samples_per_write
+        return [b"".join(lines[k:k + per]) for k in range(0, n, per)], per
+    frames = [encode_frame(raw[k:k + 1], k, "int16", 1.0) for k in range(n)]
+    per = case.samples_per_write
+    return [b"".join(frames[k:k + per]) for k in range(0, n, per)], per
+
+
+def run_case(case: Case, seconds: float) -> dict:
+    import psutil
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from emg_interfaces.msg import EMG
+
+    master, slave = pty.openpty()
+    tty.setraw(slave)
+    port = os.ttyname(slave)
+    params = {"source": "serial", "port": port, "protocol": case.protocol,
+              "sample_rate_hz": case.rate_hz, "num_channels": case.channels, **case.params}
+    n = int(seconds * case.rate_hz)
+    writes, per = make_payload(case, n)
+    write_times = np.zeros(len(writes))
+
+    rclpy.init()
+    node = rclpy.create_node("driver_bench")
+    received: list[tuple[float, int, int]] = []
+    node.create_subscription(
+        EMG, "emg/raw", lambda m: received.append((time.time(), m.first_sample_index,
+                                                   m.num_samples)),
+        QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE))
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    log = open(f"/tmp/driver_bench_{case.name}.log", "w")
+    proc = subprocess.Popen(driver_command(params), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30.0
+        while node.count_publishers("/emg/raw") < 1 or not _matched(node):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"driver did not come up; see {log.name}")
+            time.sleep(0.05)
+        ps = psutil.Process(proc.pid)
+        cpu0 = ps.cpu_times()
+        wall0 = time.monotonic()
+        period = per / case.rate_hz
+        t0 = time.monotonic() + 0.05
+        for k, payload in enumerate(writes):
+            target = t0 + k * period
+            delay = target - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            os.write(master, payload)
+            write_times[k] = time.time()
+        wall1 = time.monotonic()
+        cpu1 = ps.cpu_times()
+        # wait for the tail (a partial chunk is flushed after 0.1 s of silence)
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            if received and received[-1][1] + received[-1][2] >= n:
+                break
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        os.close(master)
+        os.close(slave)
+        log.close()
+
+    recv = np.array(received, dtype=np.float64).reshape(-1, 3)
+    idx = set()
+    latencies = []
+    for t_recv, first, num in recv:
+        first, num = int(first), int(num)
+        idx.update(range(first, first + num))
+        last = first + num - 1
+        if last < n:
+            latencies.append(t_recv - write_times[last // per])
+    lat_ms = np.array(latencies) * 1e3
+    cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    wall = wall1 - wall0
+    achieved = len(writes) * per / (write_times[-1] - write_times[0] + period)
+    return {
+        "case": case.name, "channels": case.channels, "sample_rate_hz": case.rate_hz,
+        "protocol": case.protocol, "seconds": seconds, "samples_written": n,
+        "write_rate_achieved_hz": round(achieved, 1),
+        "samples_received": len(idx & set(range(n))),
+        "lost_samples": n - len(idx & set(range(n))),
+        "chunks_received": len(recv),
+        "driver_cpu_percent_of_one_core": round(100.0 * cpu_s / wall, 2),
+        "latency_ms_p50": round(float(np.percentile(lat_ms, 50)), 3) if len(lat_ms) else None,
+        "latency_ms_p99": round(float(np.percentile(lat_ms, 99)), 3) if len(lat_ms) else None,
+        "latency_ms_max": round(float(lat_ms.max()), 3) if len(lat_ms) else None,
+    }
+
+
+def _matched(node) -> bool:
+    subs = node.subscriptions
+    return any(s.topic_name == "/emg/raw" and s.get_publisher_count() > 0 for s in subs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="per case (60)")
+    parser.add_argument("--quick", action="store_true", help="5 s per case")
+    parser.add_argument("--case", choices=[*CASES, "all"], default="all")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    seconds = 5.0 if args.quick else args.seconds
+    domain = isolate_domain()
+    cases = list(CASES) if args.case == "all" else [args.case]
+    results = []
+    for key in cases:
+        res = run_case(CASES[key], seconds)
+        results.append(res)
+        print(f"{res['case']:>18}: lost {res['lost_samples']} of {res['samples_written']}, "
+              f"driver CPU {res['driver_cpu_percent_of_one_core']:.1f} % of one core, "
+              f"latency p50 {res['latency_ms_p50']} ms p99 {res['latency_ms_p99']} ms "
+              f"max {res['latency_ms_max']} ms (written at {res['write_rate_achieved_hz']} Hz)",
+              flush=True)
+    report = {
+        "benchmark": "emg_driver serial path through a pty",
+        "targets": {"lost_samples": 0, "driver_cpu_percent_of_one_core_16ch_2khz": 15.0,
+                    "latency_ms_p99": 5.0},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "load_avg_1min": round(os.getloadavg()[0], 2)},
+        "ros_domain_id": domain,
+        "results": results,
+    }
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["CASES", "Case", "asdict", "main", "run_case"]
