@@ -71,7 +71,7 @@ class _PacedSource:
         """Whole chunks' worth of samples due by ``now_ns``."""
         if self._t0_ns is None:
             return 0
-        n = int(math.floor((now_ns - self._t0_ns) * 1e-9 * self.emit_rate_hz + 1e-6)) + 1 \
+        n = int(math.floor((now_ns - self._t0_ns) * 1e-9 * self.emit_rate_hz + 1e-9)) + 1 \
             - self.next_index
         if n > self.max_catch_up_s * self.emit_rate_hz:
             # the caller stalled for a long time: jump instead of bursting seconds of data
