@@ -5,7 +5,8 @@ For each case the installed ``emg_driver`` opens the slave side of a pty (pyseri
 a real armband); this script writes samples into the master side at the armband's real rate
 and subscribes to ``emg/raw`` over DDS. It reports:
 
-* lost samples: written but never published (target 0);
+* lost samples: written but never published (target 0), after 1 s of warm-up at the same
+  rate (DDS matching; the warm-up is not counted);
 * driver CPU: user + system time of the driver process over the run, in % of one core
   (target < 15 % at 16 ch x 2 kHz);
 * latency: from the moment the sample that completes a chunk was written into the pty to
@@ -117,8 +118,12 @@ def run_case(case: Case, seconds: float) -> dict:
     params = {"source": "serial", "port": port, "protocol": case.protocol,
               "sample_rate_hz": case.rate_hz, "num_channels": case.channels, **case.params}
     n = int(seconds * case.rate_hz)
-    writes, per = make_payload(case, n)
+    # 1 s of warm-up at the same rate first (DDS matching, the driver's clock settling);
+    # figures count only the measured samples after it
+    n_warm = int(case.rate_hz) // case.samples_per_write * case.samples_per_write
+    writes, per = make_payload(case, n_warm + n)
     write_times = np.zeros(len(writes))
+    w_warm = n_warm // per
 
     rclpy.init()
     node = rclpy.create_node("driver_bench")
@@ -141,11 +146,11 @@ def run_case(case: Case, seconds: float) -> dict:
                 raise RuntimeError(f"driver did not come up; see {log.name}")
             time.sleep(0.05)
         ps = psutil.Process(proc.pid)
-        cpu0 = ps.cpu_times()
-        wall0 = time.monotonic()
         period = per / case.rate_hz
         t0 = time.monotonic() + 0.05
         for k, payload in enumerate(writes):
+            if k == w_warm:
+                cpu0, wall0 = ps.cpu_times(), time.monotonic()
             target = t0 + k * period
             delay = target - time.monotonic()
             if delay > 0:
@@ -157,7 +162,7 @@ def run_case(case: Case, seconds: float) -> dict:
         # wait for the tail (a partial chunk is flushed after 0.1 s of silence)
         deadline = time.monotonic() + 3.0
         while time.monotonic() < deadline:
-            if received and received[-1][1] + received[-1][2] >= n:
+            if received and received[-1][1] + received[-1][2] >= n_warm + n:
                 break
             time.sleep(0.02)
     finally:
@@ -176,23 +181,34 @@ def run_case(case: Case, seconds: float) -> dict:
     recv = np.array(received, dtype=np.float64).reshape(-1, 3)
     idx = set()
     latencies = []
+    measured = range(n_warm, n_warm + n)
     for t_recv, first, num in recv:
         first, num = int(first), int(num)
         idx.update(range(first, first + num))
         last = first + num - 1
-        if last < n:
+        if n_warm <= last < n_warm + n:
             latencies.append(t_recv - write_times[last // per])
     lat_ms = np.array(latencies) * 1e3
+    received_measured = len(idx & set(measured))
+    missing = sorted(set(measured) - idx)
+    gaps = []  # first few runs of missing samples, (first, count)
+    for k in missing:
+        if gaps and gaps[-1][0] + gaps[-1][1] == k:
+            gaps[-1][1] += 1
+        elif len(gaps) < 10:
+            gaps.append([k, 1])
     cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
     wall = wall1 - wall0
-    achieved = len(writes) * per / (write_times[-1] - write_times[0] + period)
+    achieved = n / (write_times[-1] - write_times[w_warm] + period)
     return {
         "case": case.name, "channels": case.channels, "sample_rate_hz": case.rate_hz,
         "protocol": case.protocol, "seconds": seconds, "samples_written": n,
         "write_rate_achieved_hz": round(achieved, 1),
-        "samples_received": len(idx & set(range(n))),
-        "lost_samples": n - len(idx & set(range(n))),
+        "warm_up_samples": n_warm,
+        "samples_received": received_measured,
+        "lost_samples": n - received_measured,
         "chunks_received": len(recv),
+        "missing_runs_first_count": gaps,
         "driver_cpu_percent_of_one_core": round(100.0 * cpu_s / wall, 2),
         "latency_ms_p50": round(float(np.percentile(lat_ms, 50)), 3) if len(lat_ms) else None,
         "latency_ms_p99": round(float(np.percentile(lat_ms, 99)), 3) if len(lat_ms) else None,

@@ -106,13 +106,19 @@ class EmgDriverNode(LifecycleNode):
     def _now_s(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _arrival_clock(self):
+        """Clock for serial arrival times: the system clock (what ROS time is, unless
+        use_sim_time is set; then the node's clock), read cheaply on the reader thread."""
+        use_sim_time = self.get_parameter("use_sim_time").value
+        return self._now_s if use_sim_time else time.time
+
     # --- lifecycle --------------------------------------------------------------------
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             settings = build_settings(self._values())
             source = self._make_source(settings)
-        except (ValueError, OSError) as err:
+        except Exception as err:  # any reason (bad value, unreadable file): report, stay up
             self._problem = f"configure failed: {err}"
             self.get_logger().error(self._problem)
             return TransitionCallbackReturn.FAILURE
@@ -162,7 +168,7 @@ class EmgDriverNode(LifecycleNode):
                 text=s.text_config(), binary=s.binary_config(), read_timeout_s=v["timeout_s"],
                 reconnect_max_s=v["reconnect_max_s"])
             # chunks are published from the reader thread (publishers are thread-safe)
-            src = SerialSource(cfg, clock=self._now_s, on_chunks=self._publish,
+            src = SerialSource(cfg, clock=self._arrival_clock(), on_chunks=self._publish,
                                on_event=self._log_event)
         if s.channel_names:
             if len(s.channel_names) != src.num_channels:

@@ -81,7 +81,9 @@ class SerialReader:
     """Reads ``port`` on its own thread; calls ``on_data(bytes, arrival_s)`` per read.
 
     Callbacks run on the reader thread: ``on_data`` for each read, ``on_idle(now_s)`` when
-    no byte came for ``read_timeout_s``, ``on_connect(first: bool)`` after each open,
+    no byte came for ``read_timeout_s``, ``read_delay()`` after each read (seconds to wait
+    before the next one: reads are scheduled, not one per USB packet),
+    ``on_connect(first: bool)`` after each open,
     ``on_disconnect()`` when the port is lost, ``on_event(level, message)`` for log lines
     (levels "info", "warn", "error"), each situation reported once, not per retry.
     """
@@ -92,6 +94,7 @@ class SerialReader:
                  on_idle: Callable[[float], None] | None = None,
                  on_connect: Callable[[bool], None] | None = None,
                  on_disconnect: Callable[[], None] | None = None,
+                 read_delay: Callable[[], float] | None = None,
                  read_timeout_s: float = 0.02, backoff_min_s: float = 0.05,
                  backoff_max_s: float = 0.5, max_read_bytes: int = 65536) -> None:
         check_baud_rate(baud_rate)
@@ -103,6 +106,7 @@ class SerialReader:
         self._on_idle = on_idle or (lambda now: None)
         self._on_connect = on_connect or (lambda first: None)
         self._on_disconnect = on_disconnect or (lambda: None)
+        self._read_delay = read_delay or (lambda: 0.0)
         self.read_timeout_s = float(read_timeout_s)
         self.backoff_min_s = float(backoff_min_s)
         self.backoff_max_s = float(backoff_max_s)
@@ -263,6 +267,11 @@ class SerialReader:
         self.stats.reads += 1
         self.stats.bytes_read += len(data)
         self._on_data(data, arrival)
+        # nothing can be published before the consumer's next chunk completes: sleep until
+        # shortly before then instead of waking for every USB packet (the OS buffers)
+        delay = self._read_delay()
+        if delay > 0.0:
+            self._stop.wait(min(delay, 0.1))
 
 
 __all__ = ["STANDARD_BAUD_RATES", "ReaderStats", "SerialReader", "check_baud_rate",

@@ -69,14 +69,25 @@ class PtyArmband:
             n = os.write(self.master, view)
             view = view[n:]
 
-    def write_paced(self, chunks: list[bytes], rate_per_s: float) -> None:
-        """Write ``chunks`` one after another at ``rate_per_s`` chunks per second."""
-        t0 = time.monotonic()
-        for k, chunk in enumerate(chunks):
-            delay = t0 + k / rate_per_s - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)  # pacing a producer, not synchronising with the driver
-            self.write(chunk)
+    def write_paced(self, chunks: list[bytes], rate_per_s: float) -> list[float]:
+        """Write ``chunks`` one after another at ``rate_per_s`` chunks per second; return
+        the wall-clock time at which each write completed."""
+        # this process also runs the test's executor threads: hand the GIL over often, or
+        # the writer (the "armband") falls behind its own clock by seconds
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-4)
+        try:
+            t0 = time.monotonic()
+            done = []
+            for k, chunk in enumerate(chunks):
+                delay = t0 + k / rate_per_s - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)  # pacing a producer, not synchronising with the driver
+                self.write(chunk)
+                done.append(time.time())
+            return done
+        finally:
+            sys.setswitchinterval(interval)
 
     def close(self) -> None:
         self.unplug()

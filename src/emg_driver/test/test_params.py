@@ -64,3 +64,11 @@ def test_serial_settings_build_decoder_configs():
     cfg = s.text_config()
     assert cfg.resolved_channel_columns() == tuple(range(8)) and cfg.num_columns == 9
     assert s.binary_config().scale_v_per_unit == 1e-5
+
+
+def test_readme_documents_every_parameter():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [p.name for p in PARAMS if f"| `{p.name}` |" not in readme]
+    assert not missing, f"parameters missing from the README's table: {missing}"

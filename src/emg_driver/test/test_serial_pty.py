@@ -97,7 +97,8 @@ def test_binary_16ch_2khz_real_time(pty_armband, start_driver, emg_stream, diagn
     frames = [encode_frame(raw[k:k + 1], k, "int16", 1.0) for k in range(n)]
     writes = [b"".join(frames[k:k + 4]) for k in range(0, n, 4)]  # 4 frames every 2 ms
     write_start = time.time()
-    pty_armband.write_paced(writes, rate / 4)
+    written = np.array(pty_armband.write_paced(writes, rate / 4))
+    writer_lag = written - (write_start + np.arange(len(writes)) * 4 / rate)
     # counters start at 0 with the port, so stream index = counter; the first chunks may
     # have gone out while DDS was still matching this subscriber
     emg_stream.collector.wait_until(
@@ -115,8 +116,11 @@ def test_binary_16ch_2khz_real_time(pty_armband, start_driver, emg_stream, diagn
     # stamps come from the sample clock: 10 ms apart, not the jitter of reads or writes ...
     assert np.median(np.abs(np.diff(stamps) - np.diff(first) / rate)) < 0.2e-3
     # ... on the wall clock of the writes: sample k was written at write_start + k / rate
-    late = first > rate  # after the clock's first second
-    offset = stamps[late] - (write_start + first[late] / rate)
+    # (judged after the clock's first second, where this process kept that schedule)
+    on_time = writer_lag[np.minimum(first // 4, len(writes) - 1)] < 0.005
+    judged = (first > rate) & on_time
+    assert judged.sum() > 0.5 * len(first)
+    offset = stamps[judged] - (write_start + first[judged] / rate)
     assert np.all(np.abs(offset) < 0.02), offset
     status = diagnostics.wait_for(lambda s: int(s.get("samples_published", 0)) >= n - idx[0],
                                   what="diagnostics counting the samples")

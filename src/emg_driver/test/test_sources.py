@@ -52,6 +52,15 @@ def test_paused_stream_discards_and_reconnect_marks_the_gap():
     np.testing.assert_allclose(after.data[:, 0], np.arange(4) * 1e-6)
 
 
+def test_reads_are_scheduled_for_when_a_chunk_can_complete():
+    src, _ = text_source()  # 100 Hz, 4 samples per chunk
+    assert src.read_delay() == pytest.approx(4 / 100 - src.READ_MARGIN_S)
+    src._on_data(b"1,1\n2,2\n3,3\n", 1.0)
+    assert src.read_delay() == pytest.approx(1 / 100 - src.READ_MARGIN_S)
+    src.set_streaming(False)
+    assert src.read_delay() == 0.0  # paused: keep draining the port
+
+
 def test_sim_source_emits_whole_chunks_on_the_sample_clock():
     src = SimSource(ArmbandSimulator(seed=0), chunk_len=5)
     t0 = 5_000_000_000
