@@ -311,6 +311,41 @@ def wait_until(deadline: float, stop: Callable[[float], bool],
             return False
 
 
+class LatenessStats:
+    """How late the player published each message against its due time, in a histogram of
+    0.1 ms bins up to 10 s (constant memory however long a loop runs)."""
+
+    BIN_S = 1e-4
+    BINS = 100_000
+
+    def __init__(self) -> None:
+        self.counts = [0] * (self.BINS + 1)  # last bin: 10 s or later
+        self.n = 0
+        self.max_s = 0.0
+
+    def add(self, late_s: float) -> None:
+        late_s = max(late_s, 0.0)
+        self.counts[min(int(late_s / self.BIN_S), self.BINS)] += 1
+        self.n += 1
+        self.max_s = max(self.max_s, late_s)
+
+    def percentile_s(self, q: float) -> float:
+        """Upper edge of the bin holding the q-th percentile (0 <= q <= 100)."""
+        if not self.n:
+            return 0.0
+        rank = max(1, math.ceil(q / 100 * self.n))
+        seen = 0
+        for index, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank:
+                return min((index + 1) * self.BIN_S, self.max_s)
+        return self.max_s
+
+    def summary(self) -> str:
+        return (f"late p50 {self.percentile_s(50) * 1e3:.1f} ms, "
+                f"p99 {self.percentile_s(99) * 1e3:.1f} ms, max {self.max_s * 1e3:.1f} ms")
+
+
 # --- bag info (what `ros2 bag info` prints) ------------------------------------------------
 
 def read_metadata(bag_dir: str | Path) -> dict[str, Any]:

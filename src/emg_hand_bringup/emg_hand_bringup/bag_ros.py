@@ -11,7 +11,9 @@ always closed (recording) or the publishers flushed (playing).
 from __future__ import annotations
 
 import importlib
+import itertools
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -34,6 +36,7 @@ from rosbags.interfaces import Qos, QosDurability, QosLiveliness, QosReliability
 
 from .bag_core import (
     BagError,
+    LatenessStats,
     PlaySchedule,
     QosChoice,
     iter_schedule,
@@ -196,12 +199,15 @@ class Recorder(Node):
 
 def run_record(out_dir: Path, topics: Sequence[str], storage: str, duration_s: float | None,
                ros_args: Sequence[str]) -> int:
-    context = _init_rclpy(ros_args)
-    writer: BagWriter | None = None
-    node: Recorder | None = None
-    try:
-        with _Signals() as signals:
-            writer = BagWriter(out_dir, storage)
+    """Record until SIGINT/SIGTERM or ``duration_s``; the bag is closed on every way out
+    (our signal handlers stay installed while it closes, so a second Ctrl-C cannot cut the
+    index short). Returns 0, or 1 if an error stopped the recording early."""
+    status = 0
+    with _Signals() as signals:
+        writer = BagWriter(out_dir, storage)
+        context = _init_rclpy(ros_args)
+        node: Recorder | None = None
+        try:
             node = Recorder(writer, topics, context=context)
             executor = SingleThreadedExecutor(context=context)
             executor.add_node(node)
@@ -221,19 +227,21 @@ def run_record(out_dir: Path, topics: Sequence[str], storage: str, duration_s: f
                 before = node.received
                 executor.spin_once(timeout_sec=0.01)
                 idle = idle + 1 if node.received == before else 0
-    finally:
-        if writer is not None:
+        except Exception as exc:  # e.g. the disk filled up: keep what was written
+            print(f"emg_hand_bag record: stopped by an error: {exc!r}", file=sys.stderr)
+            status = 1
+        finally:
             writer.close()
-        if node is not None:
-            node.destroy_node()
-        if context.ok():
-            rclpy.shutdown(context=context)
-    assert writer is not None and node is not None
-    missing = [t for t in node.wanted if t not in writer.topics]
+            if node is not None:
+                node.destroy_node()
+            if context.ok():
+                rclpy.shutdown(context=context)
+    wanted = node.wanted if node is not None else list(topics)
+    missing = [t for t in wanted if t not in writer.topics]
     print(f"Recorded {writer.message_count} messages on {len(writer.topics)} topics to "
           f"{out_dir}" + (f" (no publishers seen on {', '.join(missing)})" if missing else ""),
           flush=True)
-    return 0
+    return status
 
 
 # --- play ----------------------------------------------------------------------------------
@@ -321,11 +329,12 @@ def run_play(bag_dir: Path, *, rate: float, loop: bool, start_offset_s: float,
                            f"(0 .. {duration_s:.3f} s)")
         schedule = PlaySchedule(source.start_ns + int(round(start_offset_s * 1e9)),
                                 source.end_ns, rate)
-        context = _init_rclpy(ros_args)
-        node: Player | None = None
-        published = 0
-        try:
-            with _Signals() as signals:
+        with _Signals() as signals:
+            context = _init_rclpy(ros_args)
+            node: Player | None = None
+            published = 0
+            lateness = LatenessStats()
+            try:
                 node = Player(source, names, remaps, clock=clock_hz is not None, context=context)
                 if wait_for_subscribers_s is not None:
                     missing = node.wait_for_subscribers(signals.stop, wait_for_subscribers_s)
@@ -337,28 +346,32 @@ def run_play(bag_dir: Path, *, rate: float, loop: bool, start_offset_s: float,
                       f"messages on {len(names)} topics at rate {rate}"
                       + (" (loop)" if loop else ""), flush=True)
                 published = _play_loop(node, source, names, schedule, loop, clock_hz,
-                                       signals.stop)
+                                       signals.stop, lateness)
                 if not node.wait_for_acks(1.0 if signals.stop.is_set() else ACK_TIMEOUT_S):
                     node.get_logger().warning("not every reliable message was acknowledged")
-        finally:
-            if node is not None:
-                node.destroy_node()
-            if context.ok():
-                rclpy.shutdown(context=context)
-    print(f"Done: published {published} messages", flush=True)
+            finally:
+                if node is not None:
+                    node.destroy_node()
+                if context.ok():
+                    rclpy.shutdown(context=context)
+    print(f"Done: published {published} messages ({lateness.summary()})", flush=True)
     return 0
 
 
 def _play_loop(node: Player, source: BagSource, names: list[str], schedule: PlaySchedule,
-               loop: bool, clock_hz: float | None, stop: threading.Event) -> int:
+               loop: bool, clock_hz: float | None, stop: threading.Event,
+               lateness: LatenessStats) -> int:
     publishers = node.publishers_by_topic
     clock_period = 1.0 / clock_hz if clock_hz else None
     next_clock = 0.0 if clock_period else float("inf")
     published = 0
     plan = iter_schedule(schedule, lambda: source.messages(names, start_ns=schedule.first_ns),
                          lambda m: m[1], loop=loop)
+    first = next(plan, None)  # opening the storage reader takes a while: before t = 0
+    if first is None:
+        return 0
     t0 = time.monotonic()
-    for due, (topic, _stamp, data) in plan:
+    for due, (topic, _stamp, data) in itertools.chain([first], plan):
         while next_clock <= due:  # /clock ticks falling before this message
             if not wait_until(t0 + next_clock, stop.wait):
                 return published
@@ -367,5 +380,6 @@ def _play_loop(node: Player, source: BagSource, names: list[str], schedule: Play
         if not wait_until(t0 + due, stop.wait):
             return published
         publishers[topic].publish(data if isinstance(data, bytes) else bytes(data))
+        lateness.add(time.monotonic() - t0 - due)
         published += 1
     return published

@@ -14,6 +14,7 @@ from emg_hand_bringup.bag_core import (
     MIN_LOOP_PERIOD_S,
     PLAY_DEPTH,
     BagError,
+    LatenessStats,
     PlaySchedule,
     default_bag_name,
     format_file_size,
@@ -205,6 +206,20 @@ def test_wait_until_uses_an_absolute_deadline_and_can_be_stopped():
     assert wait_until(1.0, stop, clock=lambda: now[0]) is True  # already past: no wait
     assert waits == [1.5]
     assert wait_until(5.0, lambda _t: True, clock=lambda: now[0]) is False
+
+
+def test_lateness_stats_percentiles_in_constant_memory():
+    stats = LatenessStats()
+    assert stats.percentile_s(50) == 0.0
+    for late_ms in [0.05] * 98 + [3.0, 250.0]:
+        stats.add(late_ms / 1e3)
+    stats.add(-0.001)  # early (cannot happen, but counts as on time)
+    assert stats.n == 101
+    assert stats.percentile_s(50) == pytest.approx(1e-4)  # the 0.1 ms bin
+    assert stats.percentile_s(99) == pytest.approx(3.1e-3)
+    assert stats.percentile_s(100) == pytest.approx(0.25)
+    assert stats.max_s == pytest.approx(0.25)
+    assert "p99 3.1 ms" in stats.summary()
 
 
 # --- info --------------------------------------------------------------------------------
