@@ -95,8 +95,8 @@ class Checkpoint:
         return model.eval()
 
     @classmethod
-    def from_model(cls, model: EMGToPose, preprocess: PreprocessConfig, training: dict | None = None,
-                   metrics: dict | None = None) -> "Checkpoint":
+    def from_model(cls, model: EMGToPose, preprocess: PreprocessConfig,
+                   training: dict | None = None, metrics: dict | None = None) -> "Checkpoint":
         state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
         return cls(network=model.config, preprocess=preprocess, state_dict=state,
                    training=dict(training or {}), metrics=dict(metrics or {}),

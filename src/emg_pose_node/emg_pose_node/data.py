@@ -154,7 +154,8 @@ class Recording:
         labels = [name for name in ("joint_angles", "keypoints", "values", "gesture")
                   if getattr(self, name) is not None]
         return {"source": self.source, "num_samples": int(self.num_samples),
-                "duration_s": round(self.duration_s, 3), "sample_rate_hz": self.sample_rate_hz,
+                "duration_s": round(float(self.duration_s), 3),
+                "sample_rate_hz": float(self.sample_rate_hz),
                 "channel_names": list(self.channel_names), "labels": labels,
                 "value_names": list(self.value_names), "emg_unit": self.emg_unit,
                 "labelled_fraction": round(float(valid.mean()), 4)}
@@ -202,8 +203,8 @@ def resample_recording(rec: Recording, rate_hz: float) -> Recording:
         mask = mask[lo] & mask[hi]
     ts = None if rec.timestamps_s is None else rec.timestamps_s[0] + t_new
     return replace(rec, emg=emg.astype(np.float32), sample_rate_hz=float(rate_hz),
-                   timestamps_s=ts, joint_angles=lin(rec.joint_angles), keypoints=lin(rec.keypoints),
-                   values=lin(rec.values), label_mask=mask, emg_valid=nearest(rec.emg_valid),
+                   timestamps_s=ts, joint_angles=lin(rec.joint_angles),
+                   keypoints=lin(rec.keypoints), values=lin(rec.values), label_mask=mask, emg_valid=nearest(rec.emg_valid),
                    gesture=nearest(rec.gesture))
 
 
@@ -354,7 +355,9 @@ def load_emg2pose_hdf5(path: str | Path) -> Recording:
     names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names) if (
         names is not None) else ()
     side = _attr(attrs, "side")
-    side = side.decode() if isinstance(side, bytes) else (str(side) if side is not None else "right")
+    if isinstance(side, bytes):
+        side = side.decode()
+    side = "right" if side is None else str(side)
     side = side.lower() if side.lower() in ("left", "right") else "right"
     mask = ~np.all(np.isclose(angles, 0.0), axis=1) & np.all(np.isfinite(angles), axis=1)
     angles = np.where(np.isfinite(angles), angles, 0.0)

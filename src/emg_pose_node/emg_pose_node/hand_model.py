@@ -224,7 +224,8 @@ def forward_kinematics_frames(q: np.ndarray) -> dict[str, tuple[np.ndarray, np.n
     """
     q = np.asarray(q, dtype=np.float64)
     if q.shape[-1] != NUM_JOINTS:
-        raise ValueError(f"expected {NUM_JOINTS} joint angles in the last axis, got shape {q.shape}")
+        raise ValueError(
+            f"expected {NUM_JOINTS} joint angles in the last axis, got shape {q.shape}")
     batch = q.shape[:-1]
     eye = np.broadcast_to(np.eye(3), batch + (3, 3))
     frames = {HAND_FRAME: (eye, np.zeros(batch + (3,)))}
@@ -313,7 +314,8 @@ def forward_kinematics_torch(q, side: str = "right"):
 
     _check_side(side)
     if q.shape[-1] != NUM_JOINTS:
-        raise ValueError(f"expected {NUM_JOINTS} joint angles in the last axis, got {tuple(q.shape)}")
+        raise ValueError(
+            f"expected {NUM_JOINTS} joint angles in the last axis, got {tuple(q.shape)}")
     batch = q.shape[:-1]
     kw = {"dtype": q.dtype, "device": q.device}
     eye = torch.eye(3, **kw)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
-
 from emg_pose_node.synthetic import synthetic_recording
 from emg_pose_node.training import TrainSettings
 
@@ -14,7 +14,13 @@ torch.set_num_threads(1)  # 2 shared cores: keep tests predictable
 
 
 def shared_data_dir() -> Path:
-    """<repo root>/../shared/data (tests skip when it is absent)."""
+    """<repo root>/../shared/data (tests skip when it is absent).
+
+    EMG_HAND_SHARED_DATA overrides it (e.g. from a git worktree in another folder).
+    """
+    override = os.environ.get("EMG_HAND_SHARED_DATA")
+    if override:
+        return Path(override)
     return Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 

@@ -3,11 +3,20 @@
 import numpy as np
 import pytest
 import torch
-
 from emg_pose_node.hand_model import (
-    FINGERS, JOINT_INDEX, JOINT_LOWER, JOINT_NAMES, JOINT_UPPER, KEYPOINT_INDEX, align_palm,
-    forward_kinematics, forward_kinematics_torch, inverse_kinematics, keypoints_for_side,
-    mirror_keypoints)
+    FINGERS,
+    JOINT_INDEX,
+    JOINT_LOWER,
+    JOINT_NAMES,
+    JOINT_UPPER,
+    KEYPOINT_INDEX,
+    align_palm,
+    forward_kinematics,
+    forward_kinematics_torch,
+    inverse_kinematics,
+    keypoints_for_side,
+    mirror_keypoints,
+)
 from emg_pose_node.poses import NAMED_POSES
 
 
