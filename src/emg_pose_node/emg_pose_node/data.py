@@ -204,8 +204,8 @@ def resample_recording(rec: Recording, rate_hz: float) -> Recording:
     ts = None if rec.timestamps_s is None else rec.timestamps_s[0] + t_new
     return replace(rec, emg=emg.astype(np.float32), sample_rate_hz=float(rate_hz),
                    timestamps_s=ts, joint_angles=lin(rec.joint_angles),
-                   keypoints=lin(rec.keypoints), values=lin(rec.values), label_mask=mask, emg_valid=nearest(rec.emg_valid),
-                   gesture=nearest(rec.gesture))
+                   keypoints=lin(rec.keypoints), values=lin(rec.values), label_mask=mask,
+                   emg_valid=nearest(rec.emg_valid), gesture=nearest(rec.gesture))
 
 
 # --- CSV: eeg_emg_hands --------------------------------------------------------------
