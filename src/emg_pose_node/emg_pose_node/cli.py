@@ -86,7 +86,8 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--channels", type=_csv, help="comma-separated EMG channels to use")
     p.add_argument("--usable-channels", action="store_true",
                    help="drop channels with RMS below 15%% of the largest (unused electrodes)")
-    p.add_argument("--preset", choices=["seed", "log_power"], help="architecture preset")
+    p.add_argument("--preset", choices=["seed", "log_power", "default", "fingers_125hz"],
+                   help="settings preset; explicit flags override it (see training.PRESETS)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--finetune-from", help="fine-tune this checkpoint on the data instead")
     p.add_argument("--unfreeze-last-lstm", action="store_true",

@@ -108,9 +108,24 @@ PRESETS: dict[str, dict] = {
     # The issue's seed design: Conv(64,k5)+BN+ReLU+MaxPool2, Conv(128,k5)+..., LSTM 256 x 2.
     "seed": dict(frontend="conv", conv_channels=(64, 128), kernel_size=5, pool=2,
                  lstm_hidden=256, lstm_layers=2, dropout=0.3, fc_hidden=128),
-    # Log band power of learnt spatial filters + a small LSTM (the real-data result).
+    # Log band power of learnt spatial filters + a small LSTM (architecture only).
     "log_power": dict(frontend="log_power", conv_channels=(32,), kernel_size=9, pool=8,
                       lstm_hidden=64, lstm_layers=1, dropout=0.3, fc_hidden=64),
+    # Five finger values from 10 forearm channels at 125 Hz (eeg_emg_hands, the real-data
+    # result in the README): 64 learnt spatial filters, 128 ms frames, 1 s window.
+    "fingers_125hz": dict(output="values", frontend="log_power", conv_channels=(64,),
+                          kernel_size=9, pool=16, lstm_hidden=64, lstm_layers=1, dropout=0.3,
+                          fc_hidden=64, window_s=1.0, hop_s=0.016, eval_hop_s=0.016,
+                          val_fraction=0.12, test_fraction=0.2, epochs=15,
+                          early_stop_patience=6, batch_size=64, learning_rate=1e-3,
+                          weight_decay=1e-2, seed=0),
+    # The shipped default model: simulated 8-channel armband at 500 Hz, 20 joint angles.
+    # Predictions every 20 samples (40 ms) over a 0.5 s window (12 frames); ~0.26 M params.
+    "default": dict(output="joint_angles", frontend="log_power", conv_channels=(64,),
+                    kernel_size=9, pool=20, lstm_hidden=128, lstm_layers=2, dropout=0.2,
+                    fc_hidden=128, window_s=0.5, hop_s=0.04, eval_hop_s=0.04, val_fraction=0.1,
+                    test_fraction=0.1, epochs=30, early_stop_patience=6, batch_size=64,
+                    learning_rate=1e-3, weight_decay=1e-2, seed=0),
 }
 
 
@@ -232,6 +247,15 @@ def output_loss(output: str, fk_weight: float = 0.0) -> Callable:
         return value
 
     return loss
+
+
+def warm_up() -> None:
+    """Pay torch's one-time lazy imports now (the first optimizer imports torch._dynamo:
+    1-10 s on this machine), e.g. at node start-up, instead of in the first fine-tune."""
+    param = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([param], lr=1e-3)
+    param.grad = torch.zeros(1)
+    opt.step()
 
 
 # --- the one optimisation loop -----------------------------------------------------
