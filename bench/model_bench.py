@@ -41,8 +41,16 @@ from emg_pose_node.preprocessing import fit_normalisation  # noqa: E402
 from emg_pose_node.streaming import StreamingPredictor  # noqa: E402
 from emg_pose_node.synthetic import synthetic_recording  # noqa: E402
 from emg_pose_node.training import (  # noqa: E402
-    PRESETS, FinetuneSettings, TrainSettings, WindowSet, build_network_config,
-    build_preprocess, finetune, output_loss, warm_up)
+    PRESETS,
+    FinetuneSettings,
+    TrainSettings,
+    WindowSet,
+    build_network_config,
+    build_preprocess,
+    finetune,
+    output_loss,
+    warm_up,
+)
 
 DEFAULT_MODEL = ROOT / "src" / "emg_pose_node" / "models" / "default.safetensors"
 

@@ -7,7 +7,6 @@ same console scripts with seed 0 and 8 epochs (about 20 s on one core).
 import json
 
 import pytest
-
 from conftest import shared_data_dir
 from emg_pose_node.cli import eval_main, train_main
 
