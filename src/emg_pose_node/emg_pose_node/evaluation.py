@@ -188,8 +188,10 @@ def format_table(result: dict) -> str:
     if "mpjpe_mm" in first:
         add("MPJPE [mm]", lambda m: m.get("mpjpe_mm"))
         add("joint angle error [deg]", lambda m: m.get("joint_angle_error_deg"))
-        for name in KEYPOINT_NAMES[1:]:
-            add(f"  {name} [mm]", lambda m, n=name: m.get("keypoint_error_mm", {}).get(n))
+        for name in KEYPOINT_NAMES[1:]:  # keypoints fixed by the hand model are left out
+            errors = [result["models"][m].get("keypoint_error_mm", {}).get(name) for m in models]
+            if any(e for e in errors):
+                add(f"  {name} [mm]", lambda m, n=name: m.get("keypoint_error_mm", {}).get(n))
     width = max(len(r[0]) for r in rows) if rows else 10
     head = f"{result['split']} split, {result['windows']} windows".ljust(width)
     lines = [head + "".join(f"{cols[m]:>12}" for m in models)]
