@@ -96,11 +96,11 @@ class Checkpoint:
 
     @classmethod
     def from_model(cls, model: EMGToPose, preprocess: PreprocessConfig,
-                   training: dict | None = None, metrics: dict | None = None) -> "Checkpoint":
+                   training: dict | None = None, metrics: dict | None = None) -> Checkpoint:
         state = {k: v.detach().cpu().clone().contiguous() for k, v in model.state_dict().items()}
         return cls(network=model.config, preprocess=preprocess, state_dict=state,
                    training=dict(training or {}), metrics=dict(metrics or {}),
-                   created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+                   created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
 
     def describe(self) -> str:
         return (f"{self.output} x{len(self.output_names)} from {self.in_channels} ch at "

@@ -131,7 +131,7 @@ class Recording:
             return self.values[:, idx].astype(np.float32)
         raise DataError(f"unknown output convention {output!r}")
 
-    def select_channels(self, names: list[str] | tuple[str, ...]) -> "Recording":
+    def select_channels(self, names: list[str] | tuple[str, ...]) -> Recording:
         """A copy with only the named EMG channels, in the given order."""
         missing = [n for n in names if n not in self.channel_names]
         if missing:
@@ -139,7 +139,7 @@ class Recording:
         idx = [self.channel_names.index(n) for n in names]
         return replace(self, emg=self.emg[:, idx], channel_names=tuple(names))
 
-    def slice(self, start: int, stop: int) -> "Recording":
+    def slice(self, start: int, stop: int) -> Recording:
         """Samples [start, stop) as a new recording."""
         def cut(a):
             return None if a is None else a[start:stop]
@@ -400,7 +400,7 @@ def emg_msg_definition() -> str:
         from ament_index_python.packages import get_package_share_directory
 
         candidates.append(Path(get_package_share_directory("emg_interfaces")) / "msg" / "EMG.msg")
-    except Exception:  # noqa: BLE001 - not installed / no ament index: use the source tree
+    except Exception:
         pass
     candidates.append(Path(__file__).resolve().parents[2] / "emg_interfaces" / "msg" / "EMG.msg")
     for candidate in candidates:

@@ -17,8 +17,8 @@ Metrics by output convention:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -56,7 +56,7 @@ class RidgeBaseline:
     def __init__(self, lam: float = 1.0) -> None:
         self.lam = lam
 
-    def fit(self, f: np.ndarray, y: np.ndarray) -> "RidgeBaseline":
+    def fit(self, f: np.ndarray, y: np.ndarray) -> RidgeBaseline:
         self.mu, self.sd = f.mean(0), f.std(0) + 1e-12
         a = np.c_[(f - self.mu) / self.sd, np.ones(len(f))]
         reg = self.lam * np.eye(a.shape[1])

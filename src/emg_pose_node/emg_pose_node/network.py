@@ -138,7 +138,7 @@ class NetworkConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NetworkConfig":
+    def from_dict(cls, d: dict) -> NetworkConfig:
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)
         if unknown:

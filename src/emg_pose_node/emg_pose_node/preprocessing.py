@@ -87,7 +87,7 @@ class PreprocessConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "PreprocessConfig":
+    def from_dict(cls, d: dict) -> PreprocessConfig:
         unknown = sorted(set(d) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown preprocessing settings {unknown}")

@@ -21,8 +21,8 @@ import copy
 import math
 import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -89,7 +89,7 @@ class TrainSettings:
     show_progress: bool = True
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainSettings":
+    def from_dict(cls, d: dict) -> TrainSettings:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:

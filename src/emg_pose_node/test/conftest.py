@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny synthetic recordings and tiny training settings."""
+"""Fixtures of emg_pose_node's tests: tiny synthetic data and a tiny trained model."""
 
 from __future__ import annotations
 
@@ -7,21 +7,33 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from emg_pose_node.synthetic import synthetic_recording
-from emg_pose_node.training import TrainSettings
+from emg_pose_node.testing import tiny_train_settings
 
 torch.set_num_threads(1)  # 2 shared cores: keep tests predictable
 
 
-def shared_data_dir() -> Path:
-    """<repo root>/../shared/data (tests skip when it is absent).
-
-    EMG_HAND_SHARED_DATA overrides it (e.g. from a git worktree in another folder).
-    """
-    override = os.environ.get("EMG_HAND_SHARED_DATA")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+@pytest.fixture(scope="session")
+def shared_data(pytestconfig) -> Path:
+    """``../shared/data`` beside the repository (or $EMG_HAND_SHARED_DATA), else a skip;
+    the same rule as emg_hand_testing's fixture, usable without the harness installed."""
+    try:
+        from emg_hand_testing.pytest_plugin import find_shared_data
+    except ImportError:
+        def find_shared_data(start):
+            if os.environ.get("EMG_HAND_SHARED_DATA"):
+                path = Path(os.environ["EMG_HAND_SHARED_DATA"])
+                return path if path.is_dir() else None
+            for parent in (start.resolve(), *start.resolve().parents):
+                if (parent.parent / "shared" / "data").is_dir():
+                    return parent.parent / "shared" / "data"
+            return None
+    path = find_shared_data(Path(pytestconfig.rootpath))
+    if path is None:
+        pytest.skip("real sEMG recordings not found: expected ../shared/data beside the "
+                    "repository (or set EMG_HAND_SHARED_DATA)")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -30,18 +42,9 @@ def sim_recording():
     return synthetic_recording(duration_s=30.0, sample_rate_hz=250.0, channels=8, seed=3)
 
 
-def tiny_settings(**overrides) -> TrainSettings:
-    base = dict(output="joint_angles", window_s=0.3, hop_s=0.04, eval_hop_s=0.04,
-                frontend="log_power", conv_channels=(8,), kernel_size=5, pool=8,
-                lstm_hidden=16, lstm_layers=1, fc_hidden=16, dropout=0.1, epochs=3,
-                batch_size=32, learning_rate=3e-3, show_progress=False, seed=0)
-    base.update(overrides)
-    return TrainSettings.from_dict(base)
-
-
 @pytest.fixture(scope="session")
 def trained(sim_recording):
     """A tiny model trained for a few epochs (shared by several tests)."""
     from emg_pose_node.training import train
 
-    return train([sim_recording], tiny_settings(epochs=6))
+    return train([sim_recording], tiny_train_settings(epochs=6))

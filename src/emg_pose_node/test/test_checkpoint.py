@@ -4,33 +4,20 @@ import json
 import pickle
 import struct
 
-import numpy as np
 import pytest
 import torch
+
 from emg_pose_node.checkpoint import (
     FORMAT_VERSION,
-    Checkpoint,
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
 )
-from emg_pose_node.network import EMGToPose, NetworkConfig
-from emg_pose_node.preprocessing import PreprocessConfig, fit_normalisation
+from emg_pose_node.testing import tiny_checkpoint
 
 
 def make_checkpoint(channels=3, rate=500.0):
-    torch.manual_seed(0)
-    net = NetworkConfig(in_channels=channels, window=40, conv_channels=(8, 8), lstm_hidden=16,
-                        fc_hidden=8)
-    model = EMGToPose(net)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm1d):
-            m.running_mean.normal_()
-    pre = fit_normalisation(PreprocessConfig(rate, highpass_hz=20.0, channel_names=tuple(
-        f"ch_{i + 1}" for i in range(channels))), [np.random.default_rng(0).normal(
-            size=(100, channels))])
-    return Checkpoint.from_model(model.eval(), pre, training={"data": [{"source": "x"}]},
-                                 metrics={"test_mae": 0.1})
+    return tiny_checkpoint(channels=channels, sample_rate_hz=rate)
 
 
 def test_round_trip_reproduces_outputs(tmp_path):

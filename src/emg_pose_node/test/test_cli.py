@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+
 from emg_pose_node.checkpoint import load_checkpoint
 from emg_pose_node.cli import eval_main, train_main
 from emg_pose_node.data import write_emg2pose_hdf5

@@ -5,7 +5,7 @@ import json
 import h5py
 import numpy as np
 import pytest
-from conftest import shared_data_dir
+
 from emg_pose_node.data import (
     DataError,
     Recording,
@@ -138,8 +138,9 @@ def test_rosbag_round_trip_with_gap(tmp_path, storage):
 
 
 def test_rosbag_joint_states_in_any_order_and_missing_topic(tmp_path):
-    from emg_pose_node.data import ros_typestore
     from rosbags.rosbag2 import Writer
+
+    from emg_pose_node.data import ros_typestore
 
     store = ros_typestore()
     emg_cls = store.types["emg_interfaces/msg/EMG"]
@@ -196,12 +197,8 @@ def test_recording_validation_and_helpers():
     assert s["labels"] == ["joint_angles"] and s["num_samples"] == 1000
 
 
-REAL = shared_data_dir() / "eeg_emg_hands" / "s_0" / "emg_mp_1734156561.csv"
-
-
-@pytest.mark.skipif(not REAL.exists(), reason=f"shared data absent: {REAL}")
-def test_real_eeg_emg_hands_file():
-    rec = load_recording(REAL)
+def test_real_eeg_emg_hands_file(shared_data):
+    rec = load_recording(shared_data / "eeg_emg_hands" / "s_0" / "emg_mp_1734156561.csv")
     assert rec.num_samples == 18736 and rec.num_channels == 16
     assert 124.0 < rec.sample_rate_hz < 126.0
     assert usable_channels(rec) == tuple(f"ch_{i}" for i in range(1, 11))

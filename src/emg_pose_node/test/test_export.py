@@ -5,10 +5,11 @@ import json
 import numpy as np
 import onnx
 import torch
+
 from emg_pose_node.checkpoint import save_checkpoint
 from emg_pose_node.cli import export_main
 from emg_pose_node.export import OnnxFullModel, export_onnx
-from test_checkpoint import make_checkpoint
+from emg_pose_node.testing import tiny_checkpoint as make_checkpoint
 
 
 def test_onnx_full_model_parity(tmp_path):

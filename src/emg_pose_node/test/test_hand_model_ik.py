@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from emg_pose_node.hand_model import (
     FINGERS,
     JOINT_INDEX,

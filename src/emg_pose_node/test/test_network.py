@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from emg_pose_node.network import EMGToPose, NetworkConfig, aligned_window, count_parameters
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from emg_pose_node.preprocessing import (
     PreprocessConfig,
     Preprocessor,

@@ -6,22 +6,18 @@ same console scripts with seed 0 and 8 epochs (about 20 s on one core).
 
 import json
 
-import pytest
-from conftest import shared_data_dir
 from emg_pose_node.cli import eval_main, train_main
 
-CSV = shared_data_dir() / "eeg_emg_hands" / "s_0" / "emg_mp_1734156561.csv"
 
-
-@pytest.mark.skipif(not CSV.exists(), reason=f"shared data absent: {CSV}")
-def test_finger_values_beat_ridge_and_reach_r2_060(tmp_path, capsys):
+def test_finger_values_beat_ridge_and_reach_r2_060(shared_data, tmp_path, capsys):
+    csv = shared_data / "eeg_emg_hands" / "s_0" / "emg_mp_1734156561.csv"
     model = tmp_path / "real.safetensors"
     channels = ",".join(f"ch_{i}" for i in range(1, 11))
-    assert train_main([str(CSV), "--preset", "fingers_125hz", "--channels", channels,
+    assert train_main([str(csv), "--preset", "fingers_125hz", "--channels", channels,
                        "--epochs", "8", "--threads", "1", "--no-progress", "--seed", "0",
                        "--out", str(model)]) == 0
     capsys.readouterr()
-    assert eval_main(["--checkpoint", str(model), str(CSV), "--json"]) == 0
+    assert eval_main(["--checkpoint", str(model), str(csv), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["fractions"]["test"] == 0.2 and result["windows"] > 1500
     model_r2 = result["models"]["model"]["mean_r2"]

@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
+
 from emg_pose_node.checkpoint import CheckpointError, save_checkpoint
 from emg_pose_node.hand_model import forward_kinematics
 from emg_pose_node.streaming import StreamingPredictor
 from emg_pose_node.synthetic import synthetic_recording
-from test_checkpoint import make_checkpoint
+from emg_pose_node.testing import tiny_checkpoint as make_checkpoint
 
 
 def push_all(predictor, emg, rng, max_chunk=30, with_index=False):

@@ -5,11 +5,12 @@ import threading
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_settings
+
 from emg_pose_node.evaluation import evaluate, format_table, metrics_for, r2_scores
 from emg_pose_node.hand_model import forward_kinematics
 from emg_pose_node.streaming import StreamingPredictor
 from emg_pose_node.synthetic import synthetic_recording
+from emg_pose_node.testing import tiny_train_settings as tiny_settings
 from emg_pose_node.training import FinetuneSettings, TrainSettings, finetune, train
 
 

@@ -2,9 +2,10 @@
 
 import numpy as np
 import pytest
-from conftest import tiny_settings
+
 from emg_pose_node.data import Recording
 from emg_pose_node.preprocessing import PreprocessConfig
+from emg_pose_node.testing import tiny_train_settings as tiny_settings
 from emg_pose_node.training import prepare_data
 from emg_pose_node.windows import prepare, split_bounds, window_ends
 
