@@ -19,7 +19,6 @@ setup(
     maintainer_email="emg-hand@example.com",
     description="Hand model, EMG-to-pose network, training and the emg_pose node.",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "emg_pose_train = emg_pose_node.cli:train_main",
