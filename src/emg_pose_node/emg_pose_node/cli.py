@@ -1,4 +1,5 @@
-"""Console scripts: emg_pose_train, emg_pose_eval, emg_pose_export.
+"""Console scripts: emg_pose_train, emg_pose_eval, emg_pose_export
+(also ``python -m emg_pose_node.cli train|eval|export ...``).
 
 emg_pose_train DATA... --out MODEL.safetensors [--report-dir DIR] [options]
     Train (or, with --finetune-from, fine-tune) from recordings of any supported format;
@@ -256,5 +257,16 @@ def _settings_fields() -> list[str]:  # for docs/tests: every flag maps onto a f
     return [f.name for f in fields(TrainSettings)]
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m emg_pose_node.cli {train,eval,export} ...`` (same as the console scripts,
+    which ROS installs under lib/emg_pose_node, i.e. ``ros2 run emg_pose_node emg_pose_train``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train": train_main, "eval": eval_main, "export": export_main}
+    if not argv or argv[0] not in commands:
+        print("usage: python -m emg_pose_node.cli {train,eval,export} ...", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(train_main())
+    sys.exit(main())

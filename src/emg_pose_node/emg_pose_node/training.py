@@ -30,7 +30,7 @@ from torch import nn
 
 from .checkpoint import Checkpoint, check_compatible
 from .data import DataError, Recording
-from .hand_model import forward_kinematics_torch
+from .hand_model import NUM_JOINTS, forward_kinematics, forward_kinematics_torch
 from .network import EMGToPose, NetworkConfig, aligned_window, output_names_for
 from .preprocessing import PreprocessConfig, fit_normalisation
 from .windows import Prepared, prepare, segment, window_ends
@@ -557,6 +557,8 @@ def _calibration_prepared(ckpt: Checkpoint, emg: np.ndarray, targets: np.ndarray
         raise DataError(f"calibration EMG {emg.shape} and targets {targets.shape} differ in "
                         f"length")
     check_compatible(ckpt, channels=emg.shape[1], where="calibration data")
+    if ckpt.output == "keypoints" and targets.ndim == 2 and targets.shape[1] == NUM_JOINTS:
+        targets = forward_kinematics(targets).reshape(len(targets), -1)  # angles given
     if targets.ndim != 2 or targets.shape[1] != len(ckpt.output_names):
         raise DataError(f"calibration targets have shape {targets.shape}, the model outputs "
                         f"{len(ckpt.output_names)} ({ckpt.output})")
@@ -578,7 +580,8 @@ def finetune(checkpoint: Checkpoint | EMGToPose, emg: np.ndarray, targets: np.nd
     checkpoint: the running model's :class:`Checkpoint` (or an :class:`EMGToPose` plus
     ``preprocess``); never modified. emg: (N, C) [V] at the checkpoint's sample rate;
     targets: (N, out) in the checkpoint's output convention (joint angles [rad] for the
-    default), NaN or ``label_mask`` False where unlabelled. progress_cb(epoch,
+    default; for a keypoints model joint angles (N, 20) are accepted and converted by
+    forward kinematics), NaN or ``label_mask`` False where unlabelled. progress_cb(epoch,
     epochs_total, loss) after each epoch; should_stop() polled between batches to cancel.
 
     The last ``validation_fraction`` of the data (chronologically) is held out; errors are

@@ -164,3 +164,20 @@ def test_finetune_in_a_thread_while_inference_runs(trained):
 def test_settings_validation():
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainSettings.from_dict({"epoch": 3})
+
+
+def test_keypoint_model_trains_and_finetunes_from_joint_angles():
+    rec = synthetic_recording(duration_s=15.0, sample_rate_hz=250.0, channels=4, seed=17)
+    result = train([rec], tiny_settings(output="keypoints", epochs=2, fk_loss_weight=0.0))
+    ckpt = result.checkpoint
+    assert ckpt.output == "keypoints" and len(ckpt.output_names) == 63
+    ev = evaluate(ckpt, [rec])
+    assert ev["models"]["model"]["joint_angle_error_deg"] > 0  # through IK
+    res = finetune(ckpt, rec.emg, rec.joint_angles, FinetuneSettings(epochs=2))
+    assert np.isfinite(res.error_after) and res.train_windows > 0
+
+
+def test_fk_loss_for_joint_angles():
+    rec = synthetic_recording(duration_s=10.0, sample_rate_hz=250.0, channels=4, seed=18)
+    result = train([rec], tiny_settings(epochs=1, fk_loss_weight=1.0))
+    assert np.isfinite(result.history[0].train_loss)
