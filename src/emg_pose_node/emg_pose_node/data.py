@@ -8,7 +8,9 @@ Sources (:func:`load_recording` picks by path):
 
 * ``*.h5`` / ``*.hdf5``: emg2pose format (group ``emg2pose``, compound dataset
   ``timeseries`` with fields ``time`` [s], ``emg`` (C,) [V], ``joint_angles`` (20,) [rad];
-  attributes ``sample_rate``/``sample_rate_hz``, ``channel_names``, ``side`` optional).
+  attributes on the dataset, the group or the file, all optional: ``sample_rate_hz`` /
+  ``sample_rate`` / ``sampling_rate`` / ``fs`` [Hz] (else from ``time``), ``channel_names``
+  (list or comma-separated string), ``side``).
   Rows whose angles are all zero are failed labels (emg2pose's IK failures): masked.
   The simulator's offline recorder writes this format.
 * a rosbag2 directory (sqlite3 or MCAP) of our topics: ``emg/raw`` (emg_interfaces/msg/EMG
@@ -346,12 +348,16 @@ def load_emg2pose_hdf5(path: str | Path) -> Recording:
         emg = emg[:, None]
     if angles.shape[1:] != (NUM_JOINTS,):
         raise DataError(f"{path}: joint_angles has shape {angles.shape[1:]}, expected (20,)")
-    rate = _attr(attrs, "sample_rate_hz", "sample_rate")
+    rate = _attr(attrs, "sample_rate_hz", "sample_rate", "sampling_rate", "fs")
     if rate is None:
         if len(t) < 2 or t[-1] <= t[0]:
             raise DataError(f"{path}: no sample rate attribute and no usable time field")
         rate = (len(t) - 1) / (t[-1] - t[0])
     names = _attr(attrs, "channel_names")
+    if isinstance(names, bytes):
+        names = names.decode()
+    if isinstance(names, str):  # one comma-separated string
+        names = [n.strip() for n in names.split(",") if n.strip()]
     names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names) if (
         names is not None) else ()
     side = _attr(attrs, "side")

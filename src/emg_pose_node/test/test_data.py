@@ -105,6 +105,11 @@ def test_emg2pose_hdf5_without_attributes(tmp_path):
     rec = load_emg2pose_hdf5(path)
     assert rec.sample_rate_hz == pytest.approx(2000.0)
     assert rec.channel_names == ("ch_1", "ch_2") and rec.label_mask.all()
+    with h5py.File(path, "a") as f:
+        f["emg2pose"].attrs["sample_rate_hz"] = 2000.0
+        f.attrs["channel_names"] = "left, right"
+    rec = load_emg2pose_hdf5(path)
+    assert rec.sample_rate_hz == 2000.0 and rec.channel_names == ("left", "right")
     bad = tmp_path / "bad.h5"
     with h5py.File(bad, "w") as f:
         f.create_dataset("data", data=np.zeros(3))
