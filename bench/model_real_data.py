@@ -45,10 +45,17 @@ FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 
 
 def data_path(arg: str | None) -> Path:
+    """--data, else $EMG_HAND_SHARED_DATA, else the first ``<ancestor>/../shared/data`` of
+    the repository (the test harness's rule)."""
     if arg:
         return Path(arg)
-    base = Path(os.environ.get("EMG_HAND_SHARED_DATA", ROOT.parent / "shared" / "data"))
-    return base / "eeg_emg_hands" / "s_0" / "emg_mp_1734156561.csv"
+    rel = Path("eeg_emg_hands") / "s_0" / "emg_mp_1734156561.csv"
+    if os.environ.get("EMG_HAND_SHARED_DATA"):
+        return Path(os.environ["EMG_HAND_SHARED_DATA"]) / rel
+    for parent in (ROOT, *ROOT.parents):
+        if (parent.parent / "shared" / "data").is_dir():
+            return parent.parent / "shared" / "data" / rel
+    return ROOT.parent / "shared" / "data" / rel
 
 
 def run_seed(csv: Path, seed: int, out_dir: Path, extra: list[str]) -> dict:
