@@ -25,8 +25,8 @@ the same tree, so the two agree by construction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -224,7 +224,7 @@ def forward_kinematics_frames(q: np.ndarray) -> dict[str, tuple[np.ndarray, np.n
     """
     q = np.asarray(q, dtype=np.float64)
     if q.shape[-1] != NUM_JOINTS:
-        raise ValueError(f"expected {NUM_JOINTS} joint angles in the last axis, got shape {q.shape}")
+        raise ValueError(f"expected {NUM_JOINTS} joint angles in the last axis, got {q.shape}")
     batch = q.shape[:-1]
     eye = np.broadcast_to(np.eye(3), batch + (3, 3))
     frames = {HAND_FRAME: (eye, np.zeros(batch + (3,)))}

