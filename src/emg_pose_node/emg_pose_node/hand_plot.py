@@ -11,9 +11,9 @@ Conventions: joint angles (..., 20) [rad] in :data:`hand_model.JOINT_NAMES` orde
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg

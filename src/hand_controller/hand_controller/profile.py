@@ -14,12 +14,14 @@ watchdog drives to. Pure (numpy + PyYAML); no rclpy.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import yaml
+
 from emg_pose_node.hand_model import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
 from emg_pose_node.poses import NAMED_POSES
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
-from emg_pose_node.hand_model import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+
+from emg_pose_node.hand_model import JOINT_NAMES, NUM_JOINTS
 
 from .profile import HandProfile
 
@@ -75,7 +76,7 @@ class SafetyFilter:
         return self.position.copy()
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     DISABLED = "disabled"
     WAITING = "waiting"  # enabled, no input accepted yet
     ACTIVE = "active"  # following the input

@@ -4,11 +4,11 @@ import math
 
 import numpy as np
 import pytest
-from emg_pose_node.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
-from emg_pose_node.poses import NAMED_POSES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from emg_pose_node.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from emg_pose_node.poses import NAMED_POSES
 from hand_controller.profile import load_profile, resolve_profile_path
 from hand_controller.safety import ControllerCore, SafetyFilter, State
 
