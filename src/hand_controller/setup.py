@@ -23,6 +23,7 @@ setup(
     entry_points={
         "console_scripts": [
             "hand_controller = hand_controller.controller_node:main",
+            "hand_profile = hand_controller.profile:main",
         ],
     },
 )

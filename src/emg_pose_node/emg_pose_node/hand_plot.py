@@ -130,16 +130,32 @@ def _setup_hand_axes(ax, title: str, elev: float, azim: float) -> None:
     ax.tick_params(length=0)
 
 
-def _frame_times(series: Sequence[Series], n_frames: int) -> np.ndarray:
+def frame_times(series: Sequence[Series], n_frames: int, candidates: int = 200) -> np.ndarray:
+    """``n_frames`` times, in order, at which the hand looks most different.
+
+    Farthest-point sampling in joint space over ``candidates`` evenly spaced times of the
+    span the series share (of the first series when they do not overlap), on the first
+    series' poses (pass the reference first to show what happened). Deterministic.
+    """
     start = max(s.t[0] for s in series)
     end = min(s.t[-1] for s in series)
     if end < start:  # no overlap: use the first series alone
         start, end = series[0].t[0], series[0].t[-1]
-    if n_frames == 1:
-        return np.array([(start + end) / 2.0])
-    # Avoid the very ends, where a stream may still be settling.
-    margin = (end - start) * 0.05
-    return np.linspace(start + margin, end - margin, n_frames)
+    grid = np.linspace(start, end, max(candidates, n_frames))
+    poses = np.array([series[0].nearest(t) for t in grid])
+    # start at the pose farthest from the average pose, then add the farthest from those taken
+    chosen = [int(np.argmax(np.linalg.norm(poses - poses.mean(axis=0), axis=1)))]
+    dist = np.linalg.norm(poses - poses[chosen[0]], axis=1)
+    while len(chosen) < n_frames:
+        k = int(np.argmax(dist))
+        if dist[k] <= 1e-9:  # fewer distinct poses than frames: spread the rest in time
+            rest = [i for i in np.linspace(0, len(grid) - 1, n_frames, dtype=int)
+                    if i not in chosen]
+            chosen += rest[: n_frames - len(chosen)]
+            break
+        chosen.append(k)
+        dist = np.minimum(dist, np.linalg.norm(poses - poses[k], axis=1))
+    return np.sort(grid[chosen])
 
 
 def plot_hand_frames(
@@ -227,7 +243,7 @@ def comparison_figure(
     fig = Figure(figsize=(width_in, width_in * 0.55), dpi=dpi)
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(2, 1, height_ratios=(1.25, 1.0), hspace=0.15)
-    times = _frame_times(series, n_frames)
+    times = frame_times([s for s in (reference, predicted) if s is not None], n_frames)
     plot_hand_frames(fig, grid[0], times, predicted, reference)
     plot_joint_traces(fig, grid[1], predicted, reference, marks_s=times)
     if title:

@@ -188,9 +188,13 @@ class HandController(Node):
         """(ROS time for stamps, steady seconds for safety), read together."""
         return self.get_clock().now(), time.monotonic()
 
-    def _send(self, cmd: Command, stamp) -> None:
-        """Publish one command; ``stamp`` is the ROS time read with the command's steady time,
-        so robot_hand/joint_states stamps and the velocity limit share one time base."""
+    def _send(self, cmd: Command, stamp, on_command_sent=None) -> None:
+        """Publish one command, then robot_hand/joint_states.
+
+        ``stamp`` is the ROS time read together with the command's steady time, so the
+        robot_hand/joint_states stamps and the velocity limit share one time base.
+        ``on_command_sent`` runs right after the command went out (latency measurement).
+        """
         positions = cmd.positions.tolist()
         if self.output == "forward_position":
             self.command_pub.publish(Float64MultiArray(data=positions))
@@ -205,6 +209,8 @@ class HandController(Node):
                 | (FLAG_STOP if cmd.stop else 0)
             self.serial.submit(encode_command(cmd.positions, self._sequence, flags))
             self._sequence = (self._sequence + 1) & 0xFF
+        if on_command_sent is not None:
+            on_command_sent()
         state = JointState(name=list(self.profile.joint_names), position=positions)
         state.header.stamp = stamp.to_msg()
         self.state_pub.publish(state)
@@ -220,8 +226,7 @@ class HandController(Node):
                     f"rejected hand/joint_states ({self.core.counters.rejected} so far): "
                     f"{self.core.last_error.message}", throttle_duration_sec=2.0)
             return
-        self._send(cmd, stamp)
-        self._latency_s.append(time.perf_counter() - received)
+        self._send(cmd, stamp, lambda: self._latency_s.append(time.perf_counter() - received))
 
     def _on_tick(self) -> None:
         stamp, t_s = self._now()

@@ -232,3 +232,47 @@ def human_profile_dict() -> dict[str, Any]:
     return {"name": "human", "description": "Identity: the 20-joint human hand of the URDF "
             "(hand_visualizer/urdf/hand.urdf), joint for joint.", "joints": joints,
             "safe_posture": "open"}
+
+
+def describe(profile: HandProfile, poses: tuple[str, ...] = ("open", "rest", "fist", "pinch",
+                                                            "point")) -> str:
+    """A readable summary: each joint's mapping and limits, and what named poses map to."""
+    lines = [f"profile {profile.name} ({profile.num_joints} joints) from {profile.source}"]
+    if profile.description:
+        lines.append(f"  {profile.description}")
+    width = max(len(n) for n in profile.joint_names)
+    lines.append(f"  {'joint':{width}s}  kind       limits [rad]      vmax   mapping")
+    for j, name in enumerate(profile.joint_names):
+        terms = " ".join(f"{g:+g}*{JOINT_NAMES[i]}" for i, g in enumerate(profile.gains[j])
+                         if g != 0.0)
+        lines.append(f"  {name:{width}s}  {profile.kinds[j]:9s}  [{profile.lower[j]:+.3f}, "
+                     f"{profile.upper[j]:+.3f}]  {profile.max_velocity[j]:5.2g}  "
+                     f"{profile.offsets[j]:+g} {terms}")
+    lines.append(f"  {'safe posture':{width}s}  " + " ".join(
+        f"{v:+.3f}" for v in profile.safe_posture))
+    for pose in poses:
+        target = profile.clamp(profile.retarget(NAMED_POSES[pose]))
+        lines.append(f"  {pose:{width}s}  " + " ".join(f"{v:+.3f}" for v in target))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``hand_profile``: validate a profile and show what it does."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="hand_profile", description="Check a hand_controller profile: print its joints, "
+        "mapping, safe posture and the targets of a few named poses.")
+    parser.add_argument("profile", help="shipped profile name or path of a YAML file")
+    args = parser.parse_args(argv)
+    try:
+        print(describe(load_profile(resolve_profile_path(args.profile))))
+    except ProfileError as exc:
+        print(f"hand_profile: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -129,3 +129,15 @@ def test_search_dirs_come_before_the_shipped_profiles(tmp_path):
     (tmp_path / "human.yaml").write_text(yaml.safe_dump(
         {"name": "human", "joints": [GOOD_JOINT]}))
     assert resolve_profile_path("human", [tmp_path]) == tmp_path / "human.yaml"
+
+
+def test_hand_profile_command(capsys, tmp_path):
+    from hand_controller.profile import main
+
+    assert main(["prosthetic_6"]) == 0
+    out = capsys.readouterr().out
+    assert "index_flexion" in out and "+0.4*index_mcp_fe" in out and "fist" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\njoints: []\n")
+    assert main([str(bad)]) == 1
+    assert "joints" in capsys.readouterr().err
