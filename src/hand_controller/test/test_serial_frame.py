@@ -91,3 +91,9 @@ def test_backend_writes_frames_to_a_pty():
         backend.close()
         os.close(master)
         os.close(slave)
+
+
+def test_the_readme_example_frame():
+    """The example bytes in the package README."""
+    frame = encode_command([0.0, 1.0, -0.5], 7)
+    assert frame.hex(" ") == "a5 5a 01 01 07 03 00 00 e8 03 0c fe 00 69"
