@@ -23,6 +23,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -38,6 +39,7 @@ DEFAULT_COMMAND_TOPICS = {
     "joint_trajectory": "joint_trajectory_controller/joint_trajectory",
 }
 LATENCY_WINDOW = 10_000
+STAMP_RESYNC_S = 0.05
 
 # name: (default, description, read-only after start)
 PARAMETERS = {
@@ -110,12 +112,13 @@ class HandController(Node):
         self.core = ControllerCore(
             self.profile, input_timeout_s=p["input_timeout_ms"] / 1000.0, period_s=self.period_s,
             lowpass_cutoff_hz=p["lowpass_cutoff_hz"], watchdog_action=p["watchdog_action"],
-            t_s=time.monotonic())
+            t_s=time.monotonic_ns() * 1e-9)
         self._serial_port = p["serial_port"]
         self._serial_baud = p["serial_baud_rate"]
         self.serial = None
         self._serial_error = ""
         self._sequence = 0
+        self._stamp_offset_ns: int | None = None
         self._latency_s: collections.deque[float] = collections.deque(maxlen=LATENCY_WINDOW)
         self._reported_rejections = 0
         self._logged_trips = 0
@@ -184,9 +187,22 @@ class HandController(Node):
         return True
 
     # --- commands ---------------------------------------------------------------------------
-    def _now(self):
-        """(ROS time for stamps, steady seconds for safety), read together."""
-        return self.get_clock().now(), time.monotonic()
+    def _now(self) -> tuple[Time, float]:
+        """(ROS time for stamps, steady seconds for safety) of one instant.
+
+        The stamp is the steady time plus an offset to the node's clock, re-measured only
+        when the two drift apart by more than ``STAMP_RESYNC_S`` (a clock step, sim time).
+        So stamp differences equal the safety filter's time differences, and consumers can
+        check the velocity limit against robot_hand/joint_states stamps.
+        """
+        t_ns = time.monotonic_ns()
+        offset_ns = self.get_clock().now().nanoseconds - t_ns
+        if self._stamp_offset_ns is None or \
+                abs(offset_ns - self._stamp_offset_ns) > STAMP_RESYNC_S * 1e9:
+            self._stamp_offset_ns = offset_ns
+        stamp = Time(nanoseconds=t_ns + self._stamp_offset_ns,
+                     clock_type=self.get_clock().clock_type)
+        return stamp, t_ns * 1e-9
 
     def _send(self, cmd: Command, stamp, on_command_sent=None) -> None:
         """Publish one command, then robot_hand/joint_states.

@@ -97,3 +97,27 @@ def test_the_readme_example_frame():
     """The example bytes in the package README."""
     frame = encode_command([0.0, 1.0, -0.5], 7)
     assert frame.hex(" ") == "a5 5a 01 01 07 03 00 00 e8 03 0c fe 00 69"
+
+
+def test_backend_drops_the_oldest_frames_only_when_the_port_falls_behind():
+    master, slave = os.openpty()
+    backend = SerialBackend(os.ttyname(slave), 115200, max_queued=3)
+    try:
+        # Holding the backend's (re-entrant) lock keeps the writer thread from taking frames,
+        # as a port that falls behind would; five frames are submitted meanwhile.
+        with backend._cond:
+            for k in range(5):
+                backend.submit(encode_command([0.0], k))
+        assert backend.flush(2.0)
+        data, frames = b"", []
+        deadline = time.monotonic() + 5.0
+        while len(frames) < 3 and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.5)[0]:
+                data += os.read(master, 4096)
+                frames, _, _ = decode_commands(data)
+        assert [f.sequence for f in frames] == [2, 3, 4] and backend.frames_dropped == 2
+        assert backend.frames_written == 3
+    finally:
+        backend.close()
+        os.close(master)
+        os.close(slave)
