@@ -52,6 +52,10 @@ PARAMETERS = {
                         "[m], x y z."),
     "hand_base_rpy_rad": ([0.0, 0.0, 0.0], "Orientation of hand_base in armband_frame, fixed-"
                           "axis roll pitch yaw [rad]."),
+    "frame_prefix": ("", "Prefix of every frame this node names (hand_base, fingertips, "
+                     "markers), e.g. 'left/' when two hands run side by side; use the same "
+                     "frame_prefix for their robot_state_publisher. armband_frame is taken "
+                     "as given."),
     "publish_fingertip_tf": (True, "Broadcast the predicted fingertip frames (teleoperation "
                              "targets) as hand_base -> <prefix><finger>_tip."),
     "fingertip_frame_prefix": ("target_", "Prefix of the fingertip TF frames. Keep it non-empty "
@@ -99,7 +103,7 @@ class HandVisualizer(Node):
                                              self._publish_diagnostics)
         self.get_logger().info(
             f"hand_visualizer: hand/markers, TF via {self.tf.backend}; static "
-            f"{self._p['armband_frame'] or '(none)'} -> {HAND_FRAME}")
+            f"{self._p['armband_frame'] or '(none)'} -> {self._frame(HAND_FRAME)}")
 
     # --- parameters -----------------------------------------------------------------------
     @staticmethod
@@ -116,8 +120,9 @@ class HandVisualizer(Node):
                 problems.append(f"{name} must be > 0, got {values[name]}")
         if "max_marker_rate_hz" in values and not float(values["max_marker_rate_hz"]) >= 0:
             problems.append(f"max_marker_rate_hz must be >= 0, got {values['max_marker_rate_hz']}")
-        if str(values.get("fingertip_frame_prefix", "")).startswith("/"):
-            problems.append("fingertip_frame_prefix must not start with '/' (tf2 frame names)")
+        if str(values.get("fingertip_frame_prefix", "")).startswith("/") or \
+                str(values.get("frame_prefix", "")).startswith("/"):
+            problems.append("frame prefixes must not start with '/' (tf2 frame names)")
         return problems
 
     def _on_set_parameters(self, params) -> SetParametersResult:
@@ -126,7 +131,7 @@ class HandVisualizer(Node):
         if problems:
             return SetParametersResult(successful=False, reason="; ".join(problems))
         static_changed = any(n in values for n in ("armband_frame", "hand_base_xyz_m",
-                                                   "hand_base_rpy_rad"))
+                                                   "hand_base_rpy_rad", "frame_prefix"))
         self._p.update(values)
         if "diagnostics_period_s" in values:
             self._diag_timer.cancel()
@@ -142,14 +147,17 @@ class HandVisualizer(Node):
         if not parent:
             return
         rotation = quaternion_from_rpy(*self._p["hand_base_rpy_rad"])
-        t = transform(parent, HAND_FRAME, self.get_clock().now().to_msg(),
+        t = transform(parent, self._frame(HAND_FRAME), self.get_clock().now().to_msg(),
                       self._p["hand_base_xyz_m"], rotation)
         self.tf.send_static([t])
 
+    def _frame(self, name: str) -> str:
+        return self._p["frame_prefix"] + name
+
     def _fingertip_tf(self, q: np.ndarray, stamp) -> None:
         frames = forward_kinematics_frames(q)
-        prefix = self._p["fingertip_frame_prefix"]
-        self.tf.send([transform(HAND_FRAME, prefix + tip, stamp, frames[tip][1],
+        prefix = self._p["frame_prefix"] + self._p["fingertip_frame_prefix"]
+        self.tf.send([transform(self._frame(HAND_FRAME), prefix + tip, stamp, frames[tip][1],
                                 quaternion_from_matrix(frames[tip][0]))
                       for tip in FINGERTIP_FRAMES])
 
@@ -173,7 +181,9 @@ class HandVisualizer(Node):
         return True
 
     def _publish_hand(self, keypoints, ns, colors, frame_id, stamp) -> None:
-        markers = hand_markers(keypoints, frame_id=frame_id or HAND_FRAME, stamp=stamp, ns=ns,
+        if not frame_id or frame_id == HAND_FRAME:
+            frame_id = self._frame(HAND_FRAME)
+        markers = hand_markers(keypoints, frame_id=frame_id, stamp=stamp, ns=ns,
                                colors=colors, joint_radius_m=self._p["joint_radius_m"],
                                bone_width_m=self._p["bone_width_m"],
                                lifetime_s=self._p["marker_lifetime_s"])

@@ -243,3 +243,33 @@ def test_every_rviz_display_topic_exists_in_our_graph(graph):
             continue
         assert topic in live, f"{display_class} shows {topic}, which nobody publishes"
         assert DISPLAY_TYPES[display_class] in live[topic]
+
+
+def test_frame_prefix_names_every_frame_for_a_second_hand(node_process, ros_node):
+    """Two hands side by side: frame_prefix keeps their TF frames apart."""
+    proc = node_process("hand_visualizer", "hand_visualizer", ros_args(
+        {"frame_prefix": "left/", "armband_frame": "left/armband"}))
+    proc.wait_for_output(r"static left/armband -> left/hand_base", timeout_s=30.0)
+    static = ros_node.collect(TFMessage, "/tf_static", QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    tf = ros_node.collect(TFMessage, "/tf", 100)
+    markers = ros_node.collect(MarkerArray, "hand/markers")
+    static.wait_until(lambda m: any(t.child_frame_id == "left/hand_base" and
+                                    t.header.frame_id == "left/armband"
+                                    for msg in m for t in msg.transforms), 10.0,
+                      "left/armband -> left/hand_base")
+    pub = ros_node.node.create_publisher(JointState, "hand/joint_states", RELIABLE)
+    js = JointState(name=list(JOINT_NAMES), position=list(NAMED_POSES["rest"]))
+    # (this module's other visualizer may be running too: look for the prefixed frames)
+    publish_until(ros_node, pub, js, markers, lambda m: any(
+        k.header.frame_id == "left/hand_base" for k in markers_in(m, "prediction")),
+        "markers in left/hand_base")
+    msgs = tf.wait_until(lambda m: any(t.header.frame_id == "left/hand_base"
+                                       for msg in m for t in msg.transforms), 5.0,
+                         "fingertips under left/hand_base")
+    tfs = next(msg.transforms for msg in msgs
+               if any(t.header.frame_id == "left/hand_base" for t in msg.transforms))
+    assert {t.header.frame_id for t in tfs} == {"left/hand_base"}
+    assert sorted(t.child_frame_id for t in tfs) == sorted(
+        f"left/target_{f}" for f in FINGERTIP_FRAMES)
