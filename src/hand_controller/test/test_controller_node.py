@@ -349,3 +349,18 @@ def test_bad_parameters_exit_with_a_clear_message(node_process):
                         ros_args({"output": "serial"}))
     assert proc.wait(30.0) == 2
     assert "output serial needs serial_port" in proc.output
+
+
+def test_unopenable_serial_port_refuses_enable_and_reports_error(ros_node, node_process,
+                                                                  tmp_path):
+    diag = ros_node.collect(DiagnosticArray, "/diagnostics", 100)
+    missing = tmp_path / "no_such_tty"
+    proc = start_controller(node_process, output="serial", serial_port=str(missing),
+                            start_enabled=True)
+    assert "cannot open serial port" in proc.output
+    s = wait_status(diag, lambda s: True, "a status")
+    assert s["_level"] == DiagnosticStatus.ERROR and str(missing) in s["_message"]
+    assert s["enabled"] == "False"
+    enable = ros_node.service_client(SetBool, "hand_controller/enable")
+    resp = ros_node.call(enable, SetBool.Request(data=True))
+    assert not resp.success and "cannot open serial port" in resp.message
