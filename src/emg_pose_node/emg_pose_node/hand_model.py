@@ -261,3 +261,175 @@ def mirror_keypoints(keypoints: np.ndarray) -> np.ndarray:
     out = np.array(keypoints, dtype=np.float64, copy=True)
     out[..., 1] = -out[..., 1]
     return out
+
+
+# --- sides ---------------------------------------------------------------------------
+
+HAND_SIDES: tuple[str, ...] = ("right", "left")
+"""Hand sides; the model is a right hand, a left hand is its mirror image in y."""
+
+
+def _check_side(side: str) -> None:
+    if side not in HAND_SIDES:
+        raise ValueError(f"side must be one of {HAND_SIDES}, got {side!r}")
+
+
+def keypoints_for_side(keypoints_right: np.ndarray, side: str) -> np.ndarray:
+    """Keypoints (..., 21, 3) of the right-hand model as seen on ``side`` [m].
+
+    Joint angles mean the same on both sides, so ``keypoints_for_side(FK(q), "left")``
+    is the left hand in pose ``q``.
+    """
+    _check_side(side)
+    if side == "left":
+        return mirror_keypoints(keypoints_right)
+    return np.asarray(keypoints_right, dtype=np.float64)
+
+
+# --- torch forward kinematics ----------------------------------------------------------
+
+
+def _tree_constants() -> list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray | None, int]]:
+    """Per joint: (parent, child, origin xyz (3,), fixed rotation (3, 3), axis or None, q index)."""
+    out = []
+    for joint in KINEMATIC_TREE:
+        axis = None if joint.axis is None else np.asarray(joint.axis, dtype=np.float64)
+        index = -1 if joint.axis is None else JOINT_INDEX[joint.name]
+        out.append((joint.parent, joint.child, np.asarray(joint.origin_xyz, dtype=np.float64),
+                    rpy_matrix(*joint.origin_rpy), axis, index))
+    return out
+
+
+_TREE_CONSTANTS = _tree_constants()
+
+
+def forward_kinematics_torch(q, side: str = "right"):
+    """Differentiable, batched forward kinematics: the same tree as :func:`forward_kinematics`.
+
+    q: torch tensor (..., 20) [rad] -> keypoints (..., 21, 3) [m] in ``hand_base``, same dtype
+    and device as ``q``. ``side="left"`` mirrors the result in y.
+    """
+    import torch  # local import: this module must stay importable without torch
+
+    _check_side(side)
+    if q.shape[-1] != NUM_JOINTS:
+        raise ValueError(
+            f"expected {NUM_JOINTS} joint angles in the last axis, got {tuple(q.shape)}")
+    batch = q.shape[:-1]
+    kw = {"dtype": q.dtype, "device": q.device}
+    eye = torch.eye(3, **kw)
+    frames = {HAND_FRAME: (eye.expand(*batch, 3, 3), torch.zeros(*batch, 3, **kw))}
+    for parent, child, xyz, r_fixed, axis, index in _TREE_CONSTANTS:
+        r_parent, p_parent = frames[parent]
+        p = p_parent + r_parent @ torch.as_tensor(xyz, **kw)
+        r = r_parent @ torch.as_tensor(r_fixed, **kw)
+        if axis is not None:
+            x, y, z = axis
+            k = torch.as_tensor([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]], **kw)
+            angle = q[..., index][..., None, None]
+            r = r @ (eye + torch.sin(angle) * k + (1.0 - torch.cos(angle)) * (k @ k))
+        frames[child] = (r, p)
+    points = [torch.zeros(*batch, 3, **kw)] * NUM_KEYPOINTS
+    for name, frame in _KEYPOINT_FRAME.items():
+        points[KEYPOINT_INDEX[name]] = frames[frame][1]
+    out = torch.stack(points, dim=-2)
+    if side == "left":
+        out = out * torch.as_tensor([1.0, -1.0, 1.0], **kw)
+    return out
+
+
+# --- inverse kinematics ---------------------------------------------------------------
+
+# Per finger: keypoint indices of its 4 chain points (base joint, then 3 bone ends), the
+# joint indices (aa, fe, bend 1, bend 2) and the fixed rotation of its base frame.
+_IK_FINGERS = []
+for _finger in FINGERS:
+    _names = ([f"thumb_{p}" for p in ("cmc", "mcp", "ip", "tip")] if _finger == "thumb"
+              else [f"{_finger}_{p}" for p in ("mcp", "pip", "dip", "tip")])
+    _joints = (("thumb_cmc_aa", "thumb_cmc_fe", "thumb_mcp_fe", "thumb_ip_fe") if _finger == "thumb"
+               else tuple(f"{_finger}_{j}" for j in ("mcp_aa", "mcp_fe", "pip_fe", "dip_fe")))
+    _xyz, _yaw, _roll = _FINGER_BASE[_finger]
+    _IK_FINGERS.append((
+        np.array([KEYPOINT_INDEX[n] for n in _names]),
+        np.array([JOINT_INDEX[j] for j in _joints]),
+        rpy_matrix(_roll, 0.0, _yaw),
+    ))
+del _finger, _names, _joints, _xyz, _yaw, _roll
+
+# Palm points that a rigid palm alignment matches: the wrist and the four finger MCPs.
+_PALM_KEYPOINTS = np.array([KEYPOINT_INDEX[n] for n in
+                            ("wrist", "index_mcp", "middle_mcp", "ring_mcp", "pinky_mcp")])
+
+
+def align_palm(keypoints: np.ndarray) -> np.ndarray:
+    """Rigidly move keypoints (..., 21, 3) so their palm best matches the model's palm.
+
+    Kabsch fit (rotation + translation, no scaling) of the wrist and four MCPs onto the
+    model's; use it for keypoints given in another frame (e.g. a camera's).
+    """
+    kp = np.asarray(keypoints, dtype=np.float64)
+    model = forward_kinematics(np.zeros(NUM_JOINTS))[_PALM_KEYPOINTS]  # (5, 3)
+    src = kp[..., _PALM_KEYPOINTS, :]  # (..., 5, 3)
+    src_c = src.mean(axis=-2, keepdims=True)
+    dst_c = model.mean(axis=0)
+    h = np.swapaxes(src - src_c, -1, -2) @ (model - dst_c)  # (..., 3, 3)
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(np.swapaxes(vt, -1, -2) @ np.swapaxes(u, -1, -2)))
+    fix = np.broadcast_to(np.eye(3), d.shape + (3, 3)).copy()
+    fix[..., 2, 2] = d
+    rot = np.swapaxes(vt, -1, -2) @ fix @ np.swapaxes(u, -1, -2)  # src -> model
+    return np.einsum("...ij,...kj->...ki", rot, kp - src_c) + dst_c
+
+
+def inverse_kinematics(keypoints: np.ndarray, side: str = "right", palm_aligned: bool = True,
+                       clamp: bool = True) -> np.ndarray:
+    """Keypoints to joint angles, analytically per finger: (..., 21, 3) [m] -> (..., 20) [rad].
+
+    Uses only bone directions, so bone lengths and palm shape may differ from the model's
+    (another person's hand, noisy tracking). Per finger, in its base frame:
+
+    * abduction from the plane the finger's three bones lie in: every bone is orthogonal to
+      the rotated flexion axis ``(-sin aa, cos aa, 0)``, found as the least-squares null
+      direction of the bones' xy-parts (robust for curled fingers, where the first bone
+      alone points along the axis of abduction), with a tiny pull toward ``aa = 0`` that
+      only decides the degenerate straight-down finger;
+    * flexions as differences of the bones' pitch angles in that plane.
+
+    ``side="left"``: the keypoints are a left hand (mirrored first). ``palm_aligned=False``:
+    keypoints are in another frame; the palm is first fitted onto the model's
+    (:func:`align_palm`). ``clamp``: clip the result to the joint limits.
+    """
+    _check_side(side)
+    kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.shape[-2:] != (NUM_KEYPOINTS, 3):
+        raise ValueError(f"expected keypoints of shape (..., {NUM_KEYPOINTS}, 3), got {kp.shape}")
+    if side == "left":
+        kp = mirror_keypoints(kp)
+    if not palm_aligned:
+        kp = align_palm(kp)
+    q = np.zeros(kp.shape[:-2] + (NUM_JOINTS,))
+    for points, joints, r_base in _IK_FINGERS:
+        chain = kp[..., points, :]  # (..., 4, 3)
+        bones = chain[..., 1:, :] - chain[..., :-1, :]  # (..., 3, 3) world directions
+        bones = bones / np.maximum(np.linalg.norm(bones, axis=-1, keepdims=True), 1e-12)
+        local = bones @ r_base  # rows: r_base.T @ bone, i.e. in the finger's base frame
+        xy = local[..., :2]
+        m = np.swapaxes(xy, -1, -2) @ xy  # (..., 2, 2)
+        m = m + np.diag([1e-9, 0.0])  # tie-break toward aa = 0 (penalises sin aa)
+        _, vecs = np.linalg.eigh(m)
+        n = vecs[..., :, 0]  # smallest eigenvalue: (-sin aa, cos aa)
+        n = np.where(n[..., 1:2] < 0, -n, n)
+        aa = np.arctan2(-n[..., 0], n[..., 1])
+        ca, sa = np.cos(aa)[..., None], np.sin(aa)[..., None]
+        # Undo the abduction: the x component in the rotated frame; the pitch is about -z.
+        along = ca * local[..., 0] + sa * local[..., 1]
+        pitch = np.arctan2(-local[..., 2], along)  # (..., 3) absolute bone pitch
+        q[..., joints[0]] = aa
+        q[..., joints[1]] = pitch[..., 0]
+        q[..., joints[2]] = _wrap(pitch[..., 1] - pitch[..., 0])
+        q[..., joints[3]] = _wrap(pitch[..., 2] - pitch[..., 1])
+    return clamp_to_limits(q) if clamp else q
+
+
+def _wrap(angle: np.ndarray) -> np.ndarray:
+    return (angle + np.pi) % (2.0 * np.pi) - np.pi

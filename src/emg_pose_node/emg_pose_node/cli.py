@@ -1,0 +1,272 @@
+"""Console scripts: emg_pose_train, emg_pose_eval, emg_pose_export
+(also ``python -m emg_pose_node.cli train|eval|export ...``).
+
+emg_pose_train DATA... --out MODEL.safetensors [--report-dir DIR] [options]
+    Train (or, with --finetune-from, fine-tune) from recordings of any supported format;
+    writes the checkpoint and a JSON + PNG report.
+emg_pose_eval --checkpoint MODEL DATA... [--split test] [--json]
+    Metrics of the model and two baselines on the same chronological split.
+emg_pose_export --checkpoint MODEL --out MODEL.onnx
+    ONNX export for ONNX Runtime, checked against PyTorch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+from .data import DataError, load_recording
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(t) for t in _csv(text))
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() in ("", "none", "off") else float(text)
+
+
+def _load_all(paths: list[str], fmt: str, channels: tuple[str, ...] | None) -> list:
+    return [load_recording(p, format=fmt, channels=list(channels) if channels else None)
+            for p in paths]
+
+
+# --- train ------------------------------------------------------------------------
+
+_TRAIN_FLAGS = {  # flag -> (TrainSettings field, type, help)
+    "--output": ("output", str, "joint_angles | keypoints | values (default: what the data has)"),
+    "--values": ("value_names", _csv, "comma-separated value names for --output values"),
+    "--window-s": ("window_s", float, "window length [s] (rounded to the frame grid)"),
+    "--hop-s": ("hop_s", float, "hop between training windows [s]"),
+    "--eval-hop-s": ("eval_hop_s", float, "hop between validation/test windows [s]"),
+    "--val-fraction": ("val_fraction", float, "validation part, before the test part"),
+    "--test-fraction": ("test_fraction", float, "test part: the chronological end"),
+    "--model-rate-hz": ("model_rate_hz", _optional_float, "decimate to this rate [Hz]"),
+    "--highpass-hz": ("highpass_hz", _optional_float, "high-pass cut-off [Hz]"),
+    "--notch-hz": ("notch_hz", _optional_float, "notch frequency [Hz]"),
+    "--lowpass-hz": ("lowpass_hz", _optional_float, "low-pass cut-off [Hz]"),
+    "--envelope-hz": ("envelope_hz", _optional_float, "envelope low-pass after rectification"),
+    "--frontend": ("frontend", str, "conv (seed) | log_power"),
+    "--conv-channels": ("conv_channels", _ints, "frontend widths, e.g. 64,128"),
+    "--kernel-size": ("kernel_size", int, "frontend kernel [samples]"),
+    "--pool": ("pool", int, "pooling per frontend stage"),
+    "--lstm-hidden": ("lstm_hidden", int, "LSTM width"),
+    "--lstm-layers": ("lstm_layers", int, "LSTM layers"),
+    "--dropout": ("dropout", float, "dropout"),
+    "--fc-hidden": ("fc_hidden", int, "head width"),
+    "--epochs": ("epochs", int, "maximum epochs"),
+    "--batch-size": ("batch_size", int, "mini-batch size"),
+    "--lr": ("learning_rate", float, "AdamW learning rate"),
+    "--weight-decay": ("weight_decay", float, "AdamW weight decay"),
+    "--grad-clip": ("grad_clip", float, "gradient norm clip (0: off)"),
+    "--patience": ("early_stop_patience", int, "early stopping patience [epochs] (0: off)"),
+    "--lr-patience": ("lr_patience", int, "ReduceLROnPlateau patience [epochs]"),
+    "--gain-augment": ("gain_augment", float, "std of random per-channel log gain"),
+    "--fk-loss-weight": ("fk_loss_weight", float, "joint angles: weight of keypoint loss"),
+    "--average-last": ("average_last", int, "average the weights of the last N epochs"),
+    "--seed": ("seed", int, "random seed"),
+    "--threads": ("threads", int, "torch threads"),
+}
+
+
+def train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="emg_pose_train", description="Train an EMG-to-pose model (or fine-tune one).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("data", nargs="+", help="recordings: emg2pose .h5, rosbag2 dirs, CSV ...")
+    p.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
+    p.add_argument("--report-dir", help="write <name>.json and <name>.png here")
+    p.add_argument("--format", default="auto", help="recording format (default: by path)")
+    p.add_argument("--channels", type=_csv, help="comma-separated EMG channels to use")
+    p.add_argument("--usable-channels", action="store_true",
+                   help="drop channels with RMS below 15%% of the largest (unused electrodes)")
+    p.add_argument("--preset", choices=["seed", "log_power", "default", "fingers_125hz"],
+                   help="settings preset; explicit flags override it (see training.PRESETS)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--finetune-from", help="fine-tune this checkpoint on the data instead")
+    p.add_argument("--unfreeze-last-lstm", action="store_true",
+                   help="fine-tuning: also train the last LSTM layer")
+    for flag, (_, kind, text) in _TRAIN_FLAGS.items():
+        p.add_argument(flag, type=kind, default=None, help=text)
+    return p
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .data import usable_channels
+    from .evaluation import evaluate, format_table
+    from .report import write_report
+    from .training import PRESETS, TrainSettings, train
+
+    args = train_parser().parse_args(argv)
+    try:
+        recordings = _load_all(args.data, args.format, args.channels)
+        if args.usable_channels:
+            keep = usable_channels(recordings[0])
+            recordings = [r.select_channels(keep) for r in recordings]
+        if args.finetune_from:
+            return _finetune_cli(args, recordings)
+        overrides = dict(PRESETS[args.preset]) if args.preset else {}
+        for flag, (name, _, _) in _TRAIN_FLAGS.items():
+            value = getattr(args, flag.lstrip("-").replace("-", "_"))
+            if value is not None:
+                overrides[name] = value
+        if "output" not in overrides:
+            first = recordings[0]
+            overrides["output"] = "joint_angles" if first.joint_angles is not None else "values"
+        settings = TrainSettings.from_dict({**TrainSettings().to_dict(), **overrides,
+                                            "show_progress": not args.no_progress})
+        print(f"training on {len(recordings)} recording(s), "
+              f"{sum(r.duration_s for r in recordings):.1f} s, channels "
+              f"{list(recordings[0].channel_names)}", file=sys.stderr)
+        result = train(recordings, settings)
+        ckpt = result.checkpoint
+        evaluation = None
+        if settings.test_fraction > 0:
+            evaluation = evaluate(ckpt, recordings, split="test")
+            ckpt.metrics["test"] = {k: v for k, v in evaluation["models"].items()}
+            print(format_table(evaluation))
+        path = save_checkpoint(ckpt, args.out)
+        load_checkpoint(path)  # what was written must load
+        print(f"wrote {path}: {ckpt.describe()}")
+        if args.report_dir:
+            paths = write_report(args.report_dir, Path(args.out).name.split(".")[0], ckpt,
+                                 result.history, evaluation, result.split_arrays)
+            print(f"report: {paths['json']} {paths['png']}")
+    except (DataError, ValueError) as exc:
+        print(f"emg_pose_train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _finetune_cli(args, recordings) -> int:
+    import numpy as np
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .training import FinetuneSettings, finetune
+
+    ckpt = load_checkpoint(args.finetune_from)
+    rec = recordings[0]
+    settings = FinetuneSettings(unfreeze_last_lstm=args.unfreeze_last_lstm)
+    if args.epochs:
+        settings.epochs = args.epochs
+    if args.lr:
+        settings.learning_rate = args.lr
+    if args.seed is not None:
+        settings.seed = args.seed
+    targets = rec.targets(ckpt.output, ckpt.output_names if ckpt.output == "values" else ())
+    result = finetune(ckpt, rec.emg, targets, settings, label_mask=rec.valid_labels(),
+                      progress_cb=lambda e, n, loss: print(f"epoch {e}/{n} loss {loss:.5f}",
+                                                           file=sys.stderr))
+    print(result.message)
+    print(json.dumps({"accepted": result.accepted, "error_before": result.error_before,
+                      "error_after": result.error_after, "seconds": round(result.seconds, 2),
+                      "train_windows": result.train_windows,
+                      "heldout_windows": result.heldout_windows}))
+    if result.accepted:
+        save_checkpoint(result.checkpoint, args.out)
+        print(f"wrote {args.out}")
+    return 0 if np.isfinite(result.error_after) else 1
+
+
+# --- eval -------------------------------------------------------------------------
+
+
+def eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emg_pose_eval",
+                                description="Evaluate a checkpoint next to two baselines.")
+    p.add_argument("data", nargs="+", help="recordings")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--format", default="auto")
+    p.add_argument("--channels", type=_csv,
+                   help="EMG channels to use (default: the checkpoint's channel names)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
+    p.add_argument("--val-fraction", type=float, help="default: the checkpoint's")
+    p.add_argument("--test-fraction", type=float, help="default: the checkpoint's")
+    p.add_argument("--eval-hop-s", type=float, help="hop between windows [s]")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    return p
+
+
+def eval_main(argv: list[str] | None = None) -> int:
+    from .checkpoint import _jsonable, load_checkpoint
+    from .evaluation import evaluate, format_table
+
+    args = eval_parser().parse_args(argv)
+    try:
+        ckpt = load_checkpoint(args.checkpoint)
+        channels = args.channels
+        recordings = _load_all(args.data, args.format, None)
+        if channels is None and ckpt.channel_names and all(
+                set(ckpt.channel_names) <= set(r.channel_names) for r in recordings):
+            channels = ckpt.channel_names
+        if channels:
+            recordings = [r.select_channels(list(channels)) for r in recordings]
+        result = evaluate(ckpt, recordings, split=args.split, val_fraction=args.val_fraction,
+                          test_fraction=args.test_fraction, eval_hop_s=args.eval_hop_s)
+    except (DataError, ValueError) as exc:
+        print(f"emg_pose_eval: error: {exc}", file=sys.stderr)
+        return 2
+    result.pop("_arrays", None)
+    if args.json:
+        print(json.dumps(_jsonable(result)))
+    else:
+        print(ckpt.describe())
+        print(format_table(result))
+    return 0
+
+
+# --- export -----------------------------------------------------------------------
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    import numpy as np
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .export import OnnxFullModel, export_onnx
+
+    p = argparse.ArgumentParser(prog="emg_pose_export", description="Export to ONNX.")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--out", required=True, help="file to write (.onnx)")
+    args = p.parse_args(argv)
+    try:
+        ckpt = load_checkpoint(args.checkpoint)
+    except ValueError as exc:
+        print(f"emg_pose_export: error: {exc}", file=sys.stderr)
+        return 2
+    path = export_onnx(ckpt, args.out)
+    x = torch.randn(4, ckpt.in_channels, ckpt.window, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ref = ckpt.build_model()(x).numpy()
+    diff = float(np.abs(OnnxFullModel(path).run(x.numpy()) - ref).max())
+    print(f"wrote {path}; max |onnx - torch| = {diff:.2e}")
+    return 0 if diff <= 1e-4 else 1
+
+
+def _settings_fields() -> list[str]:  # for docs/tests: every flag maps onto a field
+    from .training import TrainSettings
+
+    return [f.name for f in fields(TrainSettings)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m emg_pose_node.cli {train,eval,export} ...`` (same as the console scripts,
+    which ROS installs under lib/emg_pose_node, i.e. ``ros2 run emg_pose_node emg_pose_train``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"train": train_main, "eval": eval_main, "export": export_main}
+    if not argv or argv[0] not in commands:
+        print("usage: python -m emg_pose_node.cli {train,eval,export} ...", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

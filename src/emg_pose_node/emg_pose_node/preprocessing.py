@@ -1,0 +1,200 @@
+"""EMG preprocessing: the one code path for training, evaluation and live inference.
+
+Pipeline, all causal and stateful so a stream cut into chunks gives exactly what the
+whole recording gives (the seed's bug was global statistics at training and per-window
+statistics at inference; here both paths call :meth:`Preprocessor.process`)::
+
+    samples (n, C) [V] at sample_rate_hz
+      -> band filters: high-pass, notch, low-pass (Butterworth / IIR notch, causal SOS)
+      -> optional full-wave rectification, then an optional envelope low-pass
+      -> anti-alias low-pass (when decimating and no filter already limits the band)
+      -> keep every ``decimation``-th sample (model rate = sample_rate_hz / decimation)
+      -> normalise per channel with mean/std fitted on training data only
+    -> (m, C) float32 at the model rate
+
+Model-rate sample j of a stream comes from input sample (j + 1) * decimation - 1, so a
+window's target is the label at that input sample (:func:`model_rate_indices`).
+Filter states start at zero at the beginning of a stream (both paths).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+from scipy import signal
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Preprocessing settings plus fitted normalisation (stored in every checkpoint)."""
+
+    sample_rate_hz: float  # rate of the incoming EMG
+    decimation: int = 1  # model rate = sample_rate_hz / decimation
+    highpass_hz: float | None = None
+    notch_hz: float | None = None
+    notch_q: float = 30.0
+    lowpass_hz: float | None = None
+    rectify: bool = False
+    envelope_hz: float | None = None  # low-pass after rectification
+    filter_order: int = 4
+    # Normalisation per channel, applied last; None until fitted.
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    channel_names: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.sample_rate_hz) and self.sample_rate_hz > 0):
+            raise ValueError(f"sample_rate_hz must be > 0, got {self.sample_rate_hz}")
+        if int(self.decimation) != self.decimation or self.decimation < 1:
+            raise ValueError(f"decimation must be an integer >= 1, got {self.decimation}")
+        nyquist = self.sample_rate_hz / 2.0
+        for name in ("highpass_hz", "notch_hz", "lowpass_hz", "envelope_hz"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 < value < nyquist:
+                raise ValueError(f"{name}={value} must be in (0, {nyquist}) (Nyquist)")
+        if self.envelope_hz is not None and not self.rectify:
+            raise ValueError("envelope_hz needs rectify=True")
+        for name in ("mean", "std", "channel_names"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(value))
+        if (self.mean is None) != (self.std is None):
+            raise ValueError("mean and std are fitted together")
+        if self.std is not None and (len(self.std) != len(self.mean)
+                                     or min(self.std) <= 0 or not np.all(np.isfinite(self.std))):
+            raise ValueError("std must be positive and finite, one per channel like mean")
+
+    @property
+    def model_rate_hz(self) -> float:
+        return self.sample_rate_hz / self.decimation
+
+    @property
+    def fitted(self) -> bool:
+        return self.mean is not None
+
+    @property
+    def num_channels(self) -> int | None:
+        if self.mean is not None:
+            return len(self.mean)
+        return len(self.channel_names) or None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for name in ("mean", "std", "channel_names"):
+            if d[name] is not None:
+                d[name] = [v if isinstance(v, str) else float(v) for v in d[name]]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PreprocessConfig:
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown preprocessing settings {unknown}")
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class PreprocessState:
+    """Filter memories and decimation phase of one stream (immutable; process returns a new one)."""
+
+    zi_band: np.ndarray | None  # (sections, 2, C)
+    zi_post: np.ndarray | None
+    phase: int  # input samples since the last kept sample
+
+
+def _sos(kind: str, cutoff, rate: float, order: int) -> np.ndarray:
+    return signal.butter(order, cutoff, btype=kind, fs=rate, output="sos")
+
+
+class Preprocessor:
+    """Stateless engine for a :class:`PreprocessConfig`; states are passed in and out."""
+
+    def __init__(self, config: PreprocessConfig) -> None:
+        self.config = c = config
+        rate, order = c.sample_rate_hz, c.filter_order
+        band = []
+        if c.highpass_hz is not None:
+            band.append(_sos("highpass", c.highpass_hz, rate, order))
+        if c.notch_hz is not None:
+            b, a = signal.iirnotch(c.notch_hz, c.notch_q, fs=rate)
+            band.append(signal.tf2sos(b, a))
+        if c.lowpass_hz is not None:
+            band.append(_sos("lowpass", c.lowpass_hz, rate, order))
+        post = []
+        if c.envelope_hz is not None:
+            post.append(_sos("lowpass", c.envelope_hz, rate, order))
+        if c.decimation > 1:
+            new_nyquist = c.model_rate_hz / 2.0
+            limits = [f for f in (c.envelope_hz,) + ((c.lowpass_hz,) if not c.rectify else ())
+                      if f is not None]
+            if not limits or min(limits) > 0.8 * new_nyquist:
+                post.append(_sos("lowpass", 0.8 * new_nyquist, rate, 8))
+        self._band = np.concatenate(band) if band else None
+        self._post = np.concatenate(post) if post else None
+        if c.fitted:
+            self._mean = np.asarray(c.mean, dtype=np.float64)
+            self._std = np.asarray(c.std, dtype=np.float64)
+
+    def initial_state(self, channels: int) -> PreprocessState:
+        def zeros(sos):
+            return None if sos is None else np.zeros((sos.shape[0], 2, channels))
+        return PreprocessState(zeros(self._band), zeros(self._post), 0)
+
+    def filter(self, x: np.ndarray, state: PreprocessState) -> tuple[np.ndarray, PreprocessState]:
+        """Everything but normalisation: (n, C) -> (m, C) float64 at the model rate."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2:
+            raise ValueError(f"expected samples of shape (n, channels), got {x.shape}")
+        zi_band, zi_post = state.zi_band, state.zi_post
+        if zi_band is not None and zi_band.shape[2] != x.shape[1]:
+            raise ValueError(f"state is for {zi_band.shape[2]} channels, got {x.shape[1]}")
+        y = x
+        if self._band is not None:
+            y, zi_band = signal.sosfilt(self._band, y, axis=0, zi=zi_band)
+        if self.config.rectify:
+            y = np.abs(y)
+        if self._post is not None:
+            y, zi_post = signal.sosfilt(self._post, y, axis=0, zi=zi_post)
+        d = self.config.decimation
+        first = (d - 1 - state.phase) % d  # first kept sample in this chunk
+        kept = y[first::d]
+        phase = (state.phase + len(x)) % d
+        return kept, PreprocessState(zi_band, zi_post, phase)
+
+    def normalise(self, y: np.ndarray) -> np.ndarray:
+        if not self.config.fitted:
+            raise ValueError("normalisation statistics are not fitted (fit_normalisation)")
+        if y.shape[-1] != len(self._mean):
+            raise ValueError(f"normalisation is for {len(self._mean)} channels, got {y.shape[-1]}")
+        return ((y - self._mean) / self._std).astype(np.float32)
+
+    def process(self, x: np.ndarray, state: PreprocessState) -> tuple[np.ndarray, PreprocessState]:
+        """Samples (n, C) [V] -> normalised model-rate samples (m, C) float32, new state."""
+        y, state = self.filter(x, state)
+        return self.normalise(y), state
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """A whole recording (N, C) from a fresh stream state -> (M, C) float32."""
+        x = np.asarray(x)
+        return self.process(x, self.initial_state(x.shape[1]))[0]
+
+
+def model_rate_indices(num_input: int, decimation: int) -> np.ndarray:
+    """Input-sample index of every model-rate sample of a stream of ``num_input`` samples."""
+    return np.arange(decimation - 1, num_input, decimation)
+
+
+def fit_normalisation(config: PreprocessConfig, filtered: list[np.ndarray]) -> PreprocessConfig:
+    """Fit per-channel mean/std on filtered training samples [(M_i, C)] -> fitted config.
+
+    Only training data may be passed here: the statistics become part of the model.
+    """
+    data = np.concatenate([np.asarray(f, dtype=np.float64) for f in filtered if len(f)])
+    if len(data) < 2:
+        raise ValueError("need at least 2 training samples to fit normalisation")
+    mean = data.mean(axis=0)
+    std = data.std(axis=0)
+    floor = max(1e-12, 1e-6 * float(np.median(std)) if np.any(std > 0) else 1e-12)
+    std = np.maximum(std, floor)  # a dead channel must not blow up
+    return replace(config, mean=tuple(mean.tolist()), std=tuple(std.tolist()))

@@ -1,0 +1,83 @@
+"""Console scripts end to end on a generated emg2pose HDF5 (the simulator's format)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from emg_pose_node.checkpoint import load_checkpoint
+from emg_pose_node.cli import eval_main, train_main
+from emg_pose_node.data import write_emg2pose_hdf5
+from emg_pose_node.synthetic import synthetic_recording
+
+TINY = ["--frontend", "log_power", "--conv-channels", "8", "--kernel-size", "5", "--pool", "8",
+        "--lstm-hidden", "16", "--lstm-layers", "1", "--fc-hidden", "16", "--window-s", "0.3",
+        "--hop-s", "0.04", "--eval-hop-s", "0.04", "--batch-size", "32", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def sim_h5(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sim") / "sim_record.h5"
+    rec = synthetic_recording(duration_s=20.0, sample_rate_hz=250.0, channels=8, seed=21)
+    rec.joint_angles[:50] = 0.0  # a failed-label stretch, masked by the loader
+    write_emg2pose_hdf5(path, rec)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained_cli(sim_h5, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    code = train_main([str(sim_h5), "--out", str(out / "default.safetensors"), "--report-dir",
+                       str(out / "report"), "--epochs", "3", *TINY])
+    assert code == 0
+    return out
+
+
+def test_train_writes_checkpoint_and_report(trained_cli, capsys):
+    ckpt = load_checkpoint(trained_cli / "default.safetensors", channels=8,
+                           sample_rate_hz=250.0)
+    assert ckpt.output == "joint_angles" and ckpt.network.frontend == "log_power"
+    assert ckpt.training["data"][0]["labelled_fraction"] < 1.0
+    assert "model" in ckpt.metrics["test"]
+    report = json.loads((trained_cli / "report" / "default.json").read_text())
+    assert len(report["history"]) == 3 and report["evaluation"]["split"] == "test"
+    png = (trained_cli / "report" / "default.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_eval_json_is_one_object(trained_cli, sim_h5, capsys):
+    capsys.readouterr()
+    assert eval_main(["--checkpoint", str(trained_cli / "default.safetensors"), str(sim_h5),
+                      "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["models"]) == {"model", "ridge", "train_mean"}
+    assert result["split"] == "test" and result["models"]["model"]["mpjpe_mm"] > 0
+    assert eval_main(["--checkpoint", str(trained_cli / "default.safetensors"), str(sim_h5),
+                      "--split", "val"]) == 0
+    assert "MPJPE [mm]" in capsys.readouterr().out
+
+
+def test_finetune_through_the_cli(trained_cli, tmp_path, capsys):
+    rec = synthetic_recording(duration_s=20.0, sample_rate_hz=250.0, channels=8, seed=22)
+    rec.emg *= np.linspace(0.5, 2.0, 8, dtype=np.float32)
+    calib = tmp_path / "calib.h5"
+    write_emg2pose_hdf5(calib, rec)
+    capsys.readouterr()
+    code = train_main([str(calib), "--out", str(tmp_path / "tuned.safetensors"),
+                       "--finetune-from", str(trained_cli / "default.safetensors"),
+                       "--epochs", "5"])
+    assert code == 0
+    out = capsys.readouterr().out
+    summary = json.loads(out.strip().splitlines()[1])
+    assert summary["accepted"] == (tmp_path / "tuned.safetensors").exists()
+
+
+def test_bad_input_is_a_clear_error(tmp_path, capsys):
+    assert train_main([str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x.st")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    wrong = tmp_path / "wrong.h5"
+    write_emg2pose_hdf5(wrong, synthetic_recording(duration_s=2.0, sample_rate_hz=250.0,
+                                                   channels=8))
+    assert train_main([str(wrong), "--out", str(tmp_path / "x.st"), "--model-rate-hz", "100",
+                       *TINY]) == 2
+    assert "integer" in capsys.readouterr().err

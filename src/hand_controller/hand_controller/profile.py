@@ -1,0 +1,278 @@
+"""Robot hand profiles: the target hand's joints, limits and the mapping from the human hand.
+
+A profile is a YAML file (see ``config/profiles/*.yaml`` and the package README). Each target
+joint is a linear combination of human joint angles::
+
+    target_j = offset_j + sum_i gains_j[i] * human_i        [rad]
+
+with human joints named as :data:`emg_pose_node.hand_model.JOINT_NAMES`. The profile also
+gives each joint's limits [rad], maximum velocity [rad/s], kind (flexion, abduction,
+rotation) and, for flexion joints, which limit closes the hand; and the safe posture the
+watchdog drives to. Pure (numpy + PyYAML); no rclpy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from emg_pose_node.hand_model import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+from emg_pose_node.poses import NAMED_POSES
+
+KINDS = ("flexion", "abduction", "rotation")
+SHIPPED_PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles"
+"""Profiles next to the sources (a source checkout or a --symlink-install build)."""
+
+_JOINT_KEYS = {"name", "kind", "closes_toward", "lower", "upper", "max_velocity", "offset",
+               "gains"}
+_TOP_KEYS = {"name", "description", "joints", "safe_posture"}
+
+
+class ProfileError(ValueError):
+    """A profile file that cannot be used, with the file and field that are wrong."""
+
+
+@dataclass(frozen=True)
+class HandProfile:
+    """A target hand: joints in command order and the linear map from the human hand."""
+
+    name: str
+    description: str
+    joint_names: tuple[str, ...]
+    kinds: tuple[str, ...]
+    lower: np.ndarray  # (n,) [rad]
+    upper: np.ndarray  # (n,) [rad]
+    max_velocity: np.ndarray  # (n,) [rad/s]
+    gains: np.ndarray  # (n, 20): d target / d human joint
+    offsets: np.ndarray  # (n,) [rad]
+    closed: np.ndarray  # (n,) the limit a flexion joint reaches when closing (nan otherwise)
+    safe_posture: np.ndarray  # (n,) [rad], inside the limits
+    source: str = ""
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    def retarget(self, human: np.ndarray) -> np.ndarray:
+        """Human joint angles (..., 20) [rad] -> target joints (..., n) [rad], not clamped."""
+        human = np.asarray(human, dtype=np.float64)
+        return human @ self.gains.T + self.offsets
+
+    def clamp(self, target: np.ndarray) -> np.ndarray:
+        return np.clip(target, self.lower, self.upper)
+
+    def open_limit(self) -> np.ndarray:
+        """Per joint, the limit opposite to closing (flexion); the offset clamped otherwise."""
+        opened = self.clamp(self.offsets)
+        flex = ~np.isnan(self.closed)
+        opened[flex] = np.where(self.closed[flex] == self.upper[flex], self.lower[flex],
+                                self.upper[flex])
+        return opened
+
+
+def _err(source: str, where: str, message: str) -> ProfileError:
+    return ProfileError(f"profile {source}: {where}: {message}")
+
+
+def _number(source: str, where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _err(source, where, f"expected a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise _err(source, where, f"must be finite, got {value!r}")
+    return float(value)
+
+
+def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> HandProfile:
+    """Validate a parsed profile and build it; raises :class:`ProfileError` naming the field."""
+    if not isinstance(data, Mapping):
+        raise _err(source, "top level", "expected a mapping with name, joints, safe_posture")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise _err(source, "top level", f"unknown keys {unknown}; allowed {sorted(_TOP_KEYS)}")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise _err(source, "name", "a non-empty string is required")
+    joints = data.get("joints")
+    if not isinstance(joints, list) or not joints:
+        raise _err(source, "joints", "a non-empty list of joints is required")
+
+    names, kinds, lower, upper, vmax, offsets, closed = [], [], [], [], [], [], []
+    gains = np.zeros((len(joints), NUM_JOINTS))
+    for j, joint in enumerate(joints):
+        where = f"joints[{j}]"
+        if not isinstance(joint, Mapping):
+            raise _err(source, where, "expected a mapping")
+        unknown = sorted(set(joint) - _JOINT_KEYS)
+        if unknown:
+            raise _err(source, where, f"unknown keys {unknown}; allowed {sorted(_JOINT_KEYS)}")
+        jname = joint.get("name")
+        if not isinstance(jname, str) or not jname:
+            raise _err(source, where, "name: a non-empty string is required")
+        where = f"joint {jname!r}"
+        if jname in names:
+            raise _err(source, where, "duplicate joint name")
+        for key in ("lower", "upper", "max_velocity"):
+            if key not in joint:
+                raise _err(source, where, f"{key} is required")
+        lo = _number(source, f"{where}.lower", joint["lower"])
+        hi = _number(source, f"{where}.upper", joint["upper"])
+        if not lo < hi:
+            raise _err(source, where, f"lower ({lo}) must be below upper ({hi})")
+        v = _number(source, f"{where}.max_velocity", joint["max_velocity"])
+        if v <= 0:
+            raise _err(source, where, f"max_velocity must be > 0 rad/s, got {v}")
+        kind = joint.get("kind", "flexion")
+        if kind not in KINDS:
+            raise _err(source, where, f"kind must be one of {KINDS}, got {kind!r}")
+        closes = joint.get("closes_toward", "upper" if kind == "flexion" else None)
+        if kind != "flexion" and "closes_toward" in joint:
+            raise _err(source, where, "closes_toward applies to flexion joints only")
+        if kind == "flexion" and closes not in ("upper", "lower"):
+            raise _err(source, where, f"closes_toward must be upper or lower, got {closes!r}")
+        gmap = joint.get("gains", {})
+        if not isinstance(gmap, Mapping):
+            raise _err(source, where, "gains: expected {human_joint: gain}")
+        for human, gain in gmap.items():
+            if human not in JOINT_INDEX:
+                raise _err(source, f"{where}.gains", f"unknown human joint {human!r}; "
+                           f"expected one of emg_pose_node.hand_model.JOINT_NAMES")
+            gains[j, JOINT_INDEX[human]] = _number(source, f"{where}.gains.{human}", gain)
+        names.append(jname)
+        kinds.append(kind)
+        lower.append(lo)
+        upper.append(hi)
+        vmax.append(v)
+        offsets.append(_number(source, f"{where}.offset", joint.get("offset", 0.0)))
+        closed.append(np.nan if kind != "flexion" else (hi if closes == "upper" else lo))
+
+    profile = HandProfile(
+        name=name, description=str(data.get("description", "")).strip(),
+        joint_names=tuple(names), kinds=tuple(kinds),
+        lower=np.array(lower), upper=np.array(upper), max_velocity=np.array(vmax),
+        gains=gains, offsets=np.array(offsets), closed=np.array(closed),
+        safe_posture=np.zeros(len(names)), source=source,
+    )
+    object.__setattr__(profile, "safe_posture",
+                       _safe_posture(profile, data.get("safe_posture", "open"), source))
+    return profile
+
+
+def _safe_posture(profile: HandProfile, spec: Any, source: str) -> np.ndarray:
+    if isinstance(spec, str):
+        if spec not in NAMED_POSES:
+            raise _err(source, "safe_posture", f"unknown pose {spec!r}; a name from "
+                       f"emg_pose_node.poses.NAMED_POSES or {{joint: angle}} is required")
+        return profile.clamp(profile.retarget(NAMED_POSES[spec]))
+    if isinstance(spec, Mapping):
+        posture = profile.open_limit()
+        for jname, value in spec.items():
+            if jname not in profile.joint_names:
+                raise _err(source, "safe_posture", f"unknown target joint {jname!r}")
+            k = profile.joint_names.index(jname)
+            v = _number(source, f"safe_posture.{jname}", value)
+            if not profile.lower[k] <= v <= profile.upper[k]:
+                raise _err(source, f"safe_posture.{jname}",
+                           f"{v} outside [{profile.lower[k]}, {profile.upper[k]}]")
+            posture[k] = v
+        return posture
+    raise _err(source, "safe_posture", f"expected a pose name or a mapping, got {spec!r}")
+
+
+def load_profile(path: str | Path) -> HandProfile:
+    """Load and validate a profile YAML file."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ProfileError(f"profile {path}: cannot read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"profile {path}: not valid YAML: {exc}") from exc
+    return profile_from_dict(data, str(path))
+
+
+def resolve_profile_path(profile: str, search_dirs: list[Path] | tuple[Path, ...] = ()) -> Path:
+    """A profile argument -> file: an existing path as is, else ``<dir>/<name>.yaml``.
+
+    Searched in ``search_dirs`` (for example the installed share directory) and then
+    :data:`SHIPPED_PROFILE_DIR`.
+    """
+    candidate = Path(profile).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or "/" in profile:
+        if candidate.is_file():
+            return candidate
+        raise ProfileError(f"profile file {candidate} does not exist")
+    dirs = [Path(d) for d in search_dirs] + [SHIPPED_PROFILE_DIR]
+    for d in dirs:
+        path = d / f"{profile}.yaml"
+        if path.is_file():
+            return path
+    known = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
+    raise ProfileError(f"no profile named {profile!r}; shipped profiles: {known} "
+                       "(or give the path of a YAML file)")
+
+
+def human_profile_dict() -> dict[str, Any]:
+    """The ``human`` identity profile as data (what ``config/profiles/human.yaml`` holds)."""
+    from emg_pose_node.hand_model import JOINT_LOWER, JOINT_UPPER, MAX_JOINT_VELOCITY_RAD_S
+
+    joints = []
+    for i, jname in enumerate(JOINT_NAMES):
+        joints.append({
+            "name": jname, "kind": "flexion" if jname.endswith("_fe") else "abduction",
+            "lower": float(JOINT_LOWER[i]), "upper": float(JOINT_UPPER[i]),
+            "max_velocity": float(MAX_JOINT_VELOCITY_RAD_S), "offset": 0.0,
+            "gains": {jname: 1.0},
+        })
+    return {"name": "human", "description": "Identity: the 20-joint human hand of the URDF "
+            "(hand_visualizer/urdf/hand.urdf), joint for joint.", "joints": joints,
+            "safe_posture": "open"}
+
+
+def describe(profile: HandProfile, poses: tuple[str, ...] = ("open", "rest", "fist", "pinch",
+                                                            "point")) -> str:
+    """A readable summary: each joint's mapping and limits, and what named poses map to."""
+    lines = [f"profile {profile.name} ({profile.num_joints} joints) from {profile.source}"]
+    if profile.description:
+        lines.append(f"  {profile.description}")
+    width = max(len(n) for n in profile.joint_names)
+    lines.append(f"  {'joint':{width}s}  kind       limits [rad]      vmax   mapping")
+    for j, name in enumerate(profile.joint_names):
+        terms = " ".join(f"{g:+g}*{JOINT_NAMES[i]}" for i, g in enumerate(profile.gains[j])
+                         if g != 0.0)
+        lines.append(f"  {name:{width}s}  {profile.kinds[j]:9s}  [{profile.lower[j]:+.3f}, "
+                     f"{profile.upper[j]:+.3f}]  {profile.max_velocity[j]:5.2g}  "
+                     f"{profile.offsets[j]:+g} {terms}")
+    lines.append(f"  {'safe posture':{width}s}  " + " ".join(
+        f"{v:+.3f}" for v in profile.safe_posture))
+    for pose in poses:
+        target = profile.clamp(profile.retarget(NAMED_POSES[pose]))
+        lines.append(f"  {pose:{width}s}  " + " ".join(f"{v:+.3f}" for v in target))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console script ``hand_profile``: validate a profile and show what it does."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="hand_profile", description="Check a hand_controller profile: print its joints, "
+        "mapping, safe posture and the targets of a few named poses.")
+    parser.add_argument("profile", help="shipped profile name or path of a YAML file")
+    args = parser.parse_args(argv)
+    try:
+        print(describe(load_profile(resolve_profile_path(args.profile))))
+    except ProfileError as exc:
+        print(f"hand_profile: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,251 @@
+"""Safety of the commanded hand: clamp, low-pass, rate limit, input checks and the watchdog.
+
+Pure numpy; no rclpy. Times are seconds of a monotonic clock, passed in by the caller, so
+tests drive the controller with made-up times and the node with its steady clock.
+
+:class:`ControllerCore` is the whole controller behaviour the node wires to ROS:
+
+* input (human joint angles, by name) is checked: wrong length / missing joints and
+  NaN/inf are rejected and counted, nothing else happens;
+* while enabled, each accepted input is retargeted through the profile and passed through
+  :class:`SafetyFilter` (clamp to limits, optional first-order low-pass, rate limit to each
+  joint's max velocity), giving one command;
+* :meth:`ControllerCore.on_tick` runs every control period: when no input was accepted for
+  longer than the input timeout it trips the watchdog and commands the safe posture
+  (or holds), still through the filter, until input returns;
+* it starts disabled unless told otherwise; :meth:`disable` (stop) issues one last hold
+  command and then nothing until :meth:`enable`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emg_pose_node.hand_model import JOINT_NAMES, NUM_JOINTS
+
+from .profile import HandProfile
+
+WATCHDOG_ACTIONS = ("safe_posture", "hold")
+
+
+class SafetyFilter:
+    """Clamp to limits, optional low-pass, and rate limit to a maximum velocity per joint.
+
+    Between two outputs at times t0 < t1, ``|out1 - out0| <= max_velocity * min(t1 - t0,
+    max_step_dt_s)`` and every output lies within [lower, upper]. Capping the step time at
+    ``max_step_dt_s`` (one control period) means a command after a pause moves no further
+    than one period's worth, instead of jumping.
+    """
+
+    def __init__(self, lower: np.ndarray, upper: np.ndarray, max_velocity: np.ndarray, *,
+                 max_step_dt_s: float, lowpass_cutoff_hz: float = 0.0,
+                 position: np.ndarray | None = None, t_s: float = 0.0):
+        self.lower = np.asarray(lower, dtype=np.float64)
+        self.upper = np.asarray(upper, dtype=np.float64)
+        self.max_velocity = np.asarray(max_velocity, dtype=np.float64)
+        if max_step_dt_s <= 0:
+            raise ValueError(f"max_step_dt_s must be > 0, got {max_step_dt_s}")
+        self.max_step_dt_s = float(max_step_dt_s)
+        self.lowpass_cutoff_hz = float(lowpass_cutoff_hz)
+        start = self.lower if position is None else position
+        self.reset(np.asarray(start, dtype=np.float64), t_s)
+
+    def reset(self, position: np.ndarray, t_s: float) -> None:
+        """Assume the hand is at ``position`` (clamped) at time ``t_s``."""
+        self.position = np.clip(np.asarray(position, dtype=np.float64), self.lower, self.upper)
+        self._smoothed = self.position.copy()
+        self._t = float(t_s)
+
+    def step(self, target: np.ndarray, t_s: float) -> np.ndarray:
+        """One command toward ``target`` (n,) [rad] at time ``t_s`` [s]; returns a copy."""
+        dt = min(max(float(t_s) - self._t, 0.0), self.max_step_dt_s)
+        x = np.clip(target, self.lower, self.upper)
+        if self.lowpass_cutoff_hz > 0.0:
+            alpha = 1.0 - math.exp(-2.0 * math.pi * self.lowpass_cutoff_hz * dt)
+            self._smoothed += alpha * (x - self._smoothed)
+            x = self._smoothed
+        limit = self.max_velocity * dt
+        self.position = np.clip(self.position + np.clip(x - self.position, -limit, limit),
+                                self.lower, self.upper)
+        self._t = max(self._t, float(t_s))
+        return self.position.copy()
+
+
+class State(enum.StrEnum):
+    DISABLED = "disabled"
+    WAITING = "waiting"  # enabled, no input accepted yet
+    ACTIVE = "active"  # following the input
+    WATCHDOG = "watchdog"  # input stale: driving to the safe posture (or holding)
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    accepted: int = 0
+    rejected_nonfinite: int = 0
+    rejected_length: int = 0
+    commands: int = 0
+    watchdog_trips: int = 0
+
+    @property
+    def rejected(self) -> int:
+        return self.rejected_nonfinite + self.rejected_length
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command to send: target joint positions [rad] in the profile's joint order."""
+
+    positions: np.ndarray
+    t_s: float
+    watchdog: bool = False  # produced by the watchdog (safe posture / hold)
+    stop: bool = False  # the last command before output stops (disable / ~/stop)
+
+
+@dataclass
+class InputError:
+    reason: str  # "length" or "nonfinite"
+    message: str
+
+
+@dataclass
+class ControllerCore:
+    """The controller's behaviour, independent of ROS (see the module docstring)."""
+
+    profile: HandProfile
+    input_timeout_s: float = 0.2
+    period_s: float = 0.01
+    lowpass_cutoff_hz: float = 0.0
+    watchdog_action: str = "safe_posture"
+    enabled: bool = False
+    t_s: float = 0.0
+    counters: Counters = field(default_factory=Counters)
+    last_error: InputError | None = None
+
+    def __post_init__(self) -> None:
+        if self.input_timeout_s <= 0 or self.period_s <= 0:
+            raise ValueError("input_timeout_s and period_s must be > 0")
+        if self.watchdog_action not in WATCHDOG_ACTIONS:
+            raise ValueError(f"watchdog_action must be one of {WATCHDOG_ACTIONS}")
+        p = self.profile
+        self.filter = SafetyFilter(p.lower, p.upper, p.max_velocity, max_step_dt_s=self.period_s,
+                                   lowpass_cutoff_hz=self.lowpass_cutoff_hz,
+                                   position=p.safe_posture, t_s=self.t_s)
+        self._index_cache: dict[tuple[str, ...], np.ndarray] = {}
+        self._last_input_t: float | None = None
+        self._enabled_t = self.t_s
+        self.state = State.DISABLED
+        if self.enabled:
+            self.enabled = False
+            self.enable(self.t_s)
+
+    # --- configuration ------------------------------------------------------------------
+    def set_lowpass_cutoff_hz(self, cutoff_hz: float) -> None:
+        self.lowpass_cutoff_hz = self.filter.lowpass_cutoff_hz = float(cutoff_hz)
+
+    @property
+    def position(self) -> np.ndarray:
+        """The last commanded (or assumed) position [rad]."""
+        return self.filter.position.copy()
+
+    # --- input --------------------------------------------------------------------------
+    def parse_input(self, names: Sequence[str], positions: Sequence[float]) -> np.ndarray | None:
+        """Human joint angles (20,) in JOINT_NAMES order, or None (rejected and counted)."""
+        self.counters.received += 1
+        values = np.asarray(positions, dtype=np.float64)
+        key = tuple(names)
+        if not key:
+            if values.shape != (NUM_JOINTS,):
+                return self._reject("length", f"{values.size} positions without names; "
+                                    f"expected {NUM_JOINTS} in JOINT_NAMES order")
+            q = values
+        else:
+            if len(key) != values.size:
+                return self._reject("length", f"{len(key)} names but {values.size} positions")
+            index = self._index_cache.get(key)
+            if index is None:
+                where = {n: i for i, n in enumerate(key)}
+                missing = [n for n in JOINT_NAMES if n not in where]
+                if missing:
+                    return self._reject("length", f"missing joints {missing[:4]}"
+                                        f"{'...' if len(missing) > 4 else ''}")
+                index = np.array([where[n] for n in JOINT_NAMES])
+                if len(self._index_cache) < 16:
+                    self._index_cache[key] = index
+            q = values[index]
+        if not np.all(np.isfinite(q)):
+            bad = [JOINT_NAMES[i] for i in np.flatnonzero(~np.isfinite(q))]
+            return self._reject("nonfinite", f"non-finite angles for {bad[:4]}")
+        self.counters.accepted += 1
+        return q
+
+    def _reject(self, reason: str, message: str) -> None:
+        if reason == "length":
+            self.counters.rejected_length += 1
+        else:
+            self.counters.rejected_nonfinite += 1
+        self.last_error = InputError(reason, message)
+        return None
+
+    def on_input(self, names: Sequence[str], positions: Sequence[float],
+                 t_s: float) -> Command | None:
+        """A human hand pose arrived: the command to send now, or None."""
+        q = self.parse_input(names, positions)
+        if q is None or not self.enabled:
+            return None
+        self._last_input_t = t_s
+        self.state = State.ACTIVE
+        return self._command(self.profile.retarget(q), t_s)
+
+    def on_input_angles(self, q: np.ndarray, t_s: float) -> Command | None:
+        """Like :meth:`on_input` for angles already in JOINT_NAMES order."""
+        return self.on_input((), q, t_s)
+
+    # --- time ---------------------------------------------------------------------------
+    def stale(self, t_s: float) -> bool:
+        since = self._last_input_t if self._last_input_t is not None else self._enabled_t
+        return t_s - since > self.input_timeout_s
+
+    def on_tick(self, t_s: float) -> Command | None:
+        """Every control period: the watchdog's command when input is stale, else None."""
+        if not self.enabled or not self.stale(t_s):
+            return None
+        if self.state != State.WATCHDOG:
+            self.state = State.WATCHDOG
+            self.counters.watchdog_trips += 1
+        target = self.profile.safe_posture if self.watchdog_action == "safe_posture" \
+            else self.filter.position
+        return self._command(target, t_s, watchdog=True)
+
+    # --- enable / stop ------------------------------------------------------------------
+    def enable(self, t_s: float) -> None:
+        if self.enabled:
+            return
+        self.enabled = True
+        self.state = State.WAITING
+        self._enabled_t = t_s
+        self._last_input_t = None
+        self.filter.reset(self.filter.position, t_s)
+
+    def disable(self, t_s: float) -> Command | None:
+        """Stop commanding: returns one last command holding the current position."""
+        if not self.enabled:
+            return None
+        self.enabled = False
+        was_commanding = self.state in (State.ACTIVE, State.WATCHDOG)
+        self.state = State.DISABLED
+        if not was_commanding:
+            return None
+        self.counters.commands += 1
+        return Command(self.filter.position.copy(), t_s, stop=True)
+
+    def _command(self, target: np.ndarray, t_s: float, watchdog: bool = False) -> Command:
+        positions = self.filter.step(target, t_s)
+        self.counters.commands += 1
+        self.t_s = t_s
+        return Command(positions, t_s, watchdog=watchdog)
