@@ -6,25 +6,14 @@ the workspace harness (emg_hand_testing's pytest plugin).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pty
 import sys
-import termios
 import time
 import tty
 from pathlib import Path
 
 import pytest
-
-# emg_pose_node is a package of this workspace that the driver imports (hand model, poses).
-# Until it is built and installed like the others, import it from the source tree, here and
-# in the driver processes the tests start.
-if importlib.util.find_spec("emg_pose_node") is None:  # pragma: no cover - set-up dependent
-    _src = str(Path(__file__).resolve().parents[2] / "emg_pose_node")
-    sys.path.insert(0, _src)
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (_src, os.environ.get("PYTHONPATH", "")) if p)
 
 
 class PtyArmband:
@@ -45,8 +34,6 @@ class PtyArmband:
     def replug(self) -> None:
         master, slave = pty.openpty()
         tty.setraw(slave)  # no echo, no line editing, even before the driver configures it
-        attrs = termios.tcgetattr(slave)
-        termios.tcsetattr(slave, termios.TCSANOW, attrs)
         tmp = self.port + ".tmp"
         if os.path.lexists(tmp):
             os.unlink(tmp)

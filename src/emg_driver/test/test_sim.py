@@ -172,3 +172,18 @@ def test_sim_record_writes_the_emg2pose_layout(tmp_path):
     ).generate(6000)
     np.testing.assert_array_equal(rec.emg, expect_emg)
     np.testing.assert_array_equal(rec.joint_angles, expect_q)
+
+
+def test_the_model_package_reads_what_sim_record_writes(tmp_path):
+    """emg_pose_node trains the default model from emg_sim_record's files with its own
+    loader: the layout must agree."""
+    from emg_pose_node.data import load_emg2pose_hdf5
+
+    path = tmp_path / "train.h5"
+    assert sim_record_main(["--output", str(path), "--seconds", "2", "--seed", "3"]) == 0
+    rec = load_emg2pose_hdf5(path)
+    assert rec.sample_rate_hz == 500.0 and rec.emg.shape == (1000, 8)
+    assert list(rec.channel_names) == [f"ch_{k}" for k in range(1, 9)]
+    emg, q = ArmbandSimulator(seed=3).generate(1000)
+    np.testing.assert_array_equal(rec.emg, emg)
+    np.testing.assert_array_equal(rec.joint_angles, q)
