@@ -129,7 +129,9 @@ class EmgDriverNode(LifecycleNode):
                                    getattr(source, "emit_rate_hz", source.sample_rate_hz))
         self._emg_pub = self.create_lifecycle_publisher(EMG, EMG_TOPIC, emg_qos(depth))
         if settings.publish_reference and getattr(source, "has_reference", False):
-            self._ref_pub = self.create_lifecycle_publisher(JointState, REFERENCE_TOPIC, 10)
+            # one pose per chunk: the same 1 s of history as emg/raw
+            self._ref_pub = self.create_lifecycle_publisher(JointState, REFERENCE_TOPIC,
+                                                            emg_qos(depth))
         if isinstance(source, SerialSource):
             problem = source.open()
             if problem:
