@@ -9,12 +9,15 @@ Wiring only; the work is done by the pure modules:
 * :mod:`calibration` collects labelled calibration data, :func:`training.finetune` adapts
   the model; :mod:`model_names` keeps service calls inside the models directory.
 
-Threads: the EMG subscription only checks and queues chunks (its own callback group, so a
-slow inference step never delays it); a timer at ``update_rate_hz`` in another group runs
-the model on everything queued and publishes the newest pose; the calibrate action runs in
-a third group (recording, then fine-tuning on 1 torch thread) while inference continues with
-the old model. A new model is handed to the inference thread, which primes it with the
-last window of samples before swapping, so publishing does not pause at the swap.
+Threads: one executor thread does ROS I/O only, with callbacks that never block (the EMG
+subscription checks and queues chunks; services and the calibrate action hand their slow
+work to worker threads and await it). An inference thread runs the model at
+``update_rate_hz`` on everything queued and publishes the newest pose, so a slow step never
+delays EMG reception. A calibration records and then fine-tunes (1 torch thread) in its own
+worker thread while inference continues with the old model. A new model is handed to the
+inference thread, which primes it with the last window of samples before swapping, so
+publishing does not pause at the swap. (rclpy's MultiThreadedExecutor was measured to spend
+over half a core on its own bookkeeping at 100 EMG chunks/s; this layout avoids it.)
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
@@ -201,7 +205,12 @@ class EmgPoseNode(Node):
 
         import torch  # only here: the node's module imports stay light for tests
 
+        from .training import warm_up
+
         torch.set_num_threads(p["training_threads"])
+        # torch's lazy imports (seconds, holding the GIL) now, not in the middle of the first
+        # calibration where they would stall inference
+        warm_up()
 
         self._lock = threading.Lock()  # queue, pending model, recorder, counters
         self._queue: collections.deque[_Chunk] = collections.deque()
@@ -230,36 +239,53 @@ class EmgPoseNode(Node):
 
         self._load_initial_model(p["model"])
 
-        sensor_group = MutuallyExclusiveCallbackGroup()
-        infer_group = MutuallyExclusiveCallbackGroup()
-        self._service_group = MutuallyExclusiveCallbackGroup()
-        self._action_group = ReentrantCallbackGroup()
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
         # EMG: reliable (as published), deep enough for 1 s of 10 ms chunks: a lost chunk
         # would restart the model's window.
-        self.create_subscription(EMG, "emg/raw", self._on_emg, reliable,
-                                 callback_group=sensor_group)
+        self.create_subscription(EMG, "emg/raw", self._on_emg, reliable)
         self._joint_pub = self.create_publisher(JointState, "hand/joint_states", 10)
         self._keypoint_pub = self.create_publisher(HandKeypoints, "hand/keypoints", 10)
         self._prompt_pub = self.create_publisher(CalibrationPrompt, "calibration/prompt", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._infer_group = infer_group
-        self._timer = self.create_timer(1.0 / p["update_rate_hz"], self._on_tick,
-                                        callback_group=infer_group)
-        self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics,
-                          callback_group=self._service_group)
-        self.create_service(SaveModel, "~/save_model", self._on_save,
-                            callback_group=self._service_group)
-        self.create_service(LoadModel, "~/load_model", self._on_load,
-                            callback_group=self._service_group)
-        self.create_service(Trigger, "~/reset_model", self._on_reset,
-                            callback_group=self._service_group)
+        self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics)
+        # Async callbacks keep their group busy while they await a worker thread: give them
+        # a reentrant group so the EMG subscription (default group) never waits on them.
+        slow = self._slow_group = ReentrantCallbackGroup()
+        self.create_service(SaveModel, "~/save_model", self._on_save, callback_group=slow)
+        self.create_service(LoadModel, "~/load_model", self._on_load, callback_group=slow)
+        self.create_service(Trigger, "~/reset_model", self._on_reset, callback_group=slow)
         self._action = ActionServer(
             self, Calibrate, "~/calibrate", execute_callback=self._execute_calibration,
             goal_callback=self._on_goal, cancel_callback=lambda _g: CancelResponse.ACCEPT,
-            callback_group=self._action_group)
-        # The first fine-tune otherwise pays torch's lazy imports (seconds) mid-calibration.
-        threading.Thread(target=self._warm_up_training, daemon=True).start()
+            callback_group=slow)
+        self._stop = threading.Event()
+        self._data_ready = threading.Event()
+        self._inference = threading.Thread(target=self._inference_loop, name="inference",
+                                           daemon=True)
+        self._inference.start()
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        if self._inference.is_alive():
+            self._inference.join(timeout=5.0)
+        super().destroy_node()
+
+    async def _in_thread(self, fn, *args):
+        """Run ``fn(*args)`` on a worker thread; await its result without blocking the
+        executor (exceptions propagate)."""
+        future = Future()
+        executor = self.executor
+
+        def work() -> None:
+            try:
+                future.set_result(fn(*args))
+            except BaseException as err:  # re-raised in the awaiting callback
+                future.set_exception(err)
+            if executor is not None:
+                executor.wake()  # the awaiting task resumes on the executor's next pass
+
+        threading.Thread(target=work, daemon=True).start()
+        return await future
 
     # --- parameters -------------------------------------------------------------------
 
@@ -269,9 +295,6 @@ class EmgPoseNode(Node):
         if problems:
             return SetParametersResult(successful=False, reason="; ".join(problems))
         self._p.update(values)
-        if "update_rate_hz" in values:
-            self._timer.timer_period_ns = int(1e9 / values["update_rate_hz"])
-            self._timer.reset()
         if any(k.startswith("smoothing") for k in values):
             self._filter = self._make_filter()
         return SetParametersResult(successful=True)
@@ -299,8 +322,12 @@ class EmgPoseNode(Node):
             shape = self._stream_shape
             checkpoint = load_checkpoint(path, channels=shape[0] if shape else None,
                                          sample_rate_hz=shape[1] if shape else None)
+        if checkpoint.output not in ("joint_angles", "keypoints"):
+            raise ValueError(f"{path}: the model outputs {checkpoint.output} "
+                             f"({', '.join(checkpoint.output_names)}), not a hand pose")
         predictor = StreamingPredictor(checkpoint, backend=self._p["backend"],
-                                       threads=self._p["inference_threads"])
+                                       threads=self._p["inference_threads"],
+                                       kinematics=checkpoint.output == "keypoints")
         return _Model(checkpoint, predictor, name, str(path))
 
     def _load_initial_model(self, name: str) -> None:
@@ -384,6 +411,7 @@ class EmgPoseNode(Node):
                     if verdict.reset:
                         self._record_breaks.append(self._recorder.samples)
                     self._recorder.add_chunk(samples, stamp_ns * 1e-9, msg.sample_rate_hz)
+            self._data_ready.set()
         if verdict is None:
             self._report("EMG arriving but no model is loaded: no pose is published; "
                          "load one with ~/load_model")
@@ -396,6 +424,23 @@ class EmgPoseNode(Node):
         self.get_logger().warning(text, throttle_duration_sec=5.0)
 
     # --- inference ----------------------------------------------------------------------
+
+    def _inference_loop(self) -> None:
+        """Run the model as soon as EMG arrives, at most update_rate_hz times a second (and
+        at least that often, so a pending model swap happens without EMG)."""
+        last = 0.0
+        while not self._stop.is_set():
+            period = 1.0 / self._p["update_rate_hz"]
+            self._data_ready.wait(period)
+            early = last + period - time.monotonic()
+            if early > 0 and self._stop.wait(early):
+                break
+            self._data_ready.clear()
+            last = time.monotonic()
+            try:
+                self._on_tick()
+            except Exception as err:  # keep inferring; report what broke
+                self._report(f"inference step failed: {type(err).__name__}: {err}")
 
     def _on_tick(self) -> None:
         with self._lock:
@@ -540,12 +585,14 @@ class EmgPoseNode(Node):
         self.get_logger().info(f"{response.message} ({path})")
         return response
 
-    def _on_load(self, request: LoadModel.Request, response: LoadModel.Response):
-        response.success, response.message, response.path = self._load_named(request.name)
+    async def _on_load(self, request: LoadModel.Request, response: LoadModel.Response):
+        response.success, response.message, response.path = await self._in_thread(
+            self._load_named, request.name)
         return response
 
-    def _on_reset(self, _request: Trigger.Request, response: Trigger.Response):
-        response.success, response.message, _ = self._load_named(DEFAULT_MODEL)
+    async def _on_reset(self, _request: Trigger.Request, response: Trigger.Response):
+        response.success, response.message, _ = await self._in_thread(
+            self._load_named, DEFAULT_MODEL)
         return response
 
     def _load_named(self, name: str) -> tuple[bool, str, str]:
@@ -590,21 +637,33 @@ class EmgPoseNode(Node):
             return GoalResponse.REJECT
         return GoalResponse.ACCEPT
 
-    def _execute_calibration(self, goal_handle) -> Calibrate.Result:
+    async def _execute_calibration(self, goal_handle) -> Calibrate.Result:
+        """Executor side: the reference subscription lives here; the work in a thread."""
+        goal: Calibrate.Goal = goal_handle.request
+        track = reference_sub = None
+        if goal.mode == Calibrate.Goal.MODE_REFERENCE:
+            track = ReferenceTrack()
+            reference_sub = self.create_subscription(
+                JointState, goal.reference_topic or self._p["reference_topic"],
+                lambda m: track.add(Time.from_msg(m.header.stamp).nanoseconds * 1e-9, m.name,
+                                    m.position),
+                QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE),
+                callback_group=self._slow_group)
+        try:
+            return await self._in_thread(self._calibrate, goal_handle, track)
+        finally:
+            if reference_sub is not None:
+                self.destroy_subscription(reference_sub)
+
+    def _calibrate(self, goal_handle, track: ReferenceTrack | None) -> Calibrate.Result:
+        """Worker thread: record, fine-tune, swap; ends the goal in every case."""
         goal: Calibrate.Goal = goal_handle.request
         result = Calibrate.Result()
-        reference_sub = None
         try:
             mode = "reference" if goal.mode == Calibrate.Goal.MODE_REFERENCE else "guided"
             self.get_logger().info(f"calibration ({mode}) started")
-            if goal.mode == Calibrate.Goal.MODE_REFERENCE:
-                track = ReferenceTrack()
+            if track is not None:
                 topic = goal.reference_topic or self._p["reference_topic"]
-                reference_sub = self.create_subscription(
-                    JointState, topic, lambda m: track.add(
-                        Time.from_msg(m.header.stamp).nanoseconds * 1e-9, m.name, m.position),
-                    QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE),
-                    callback_group=self._action_group)
                 emg, times, t0 = self._record_reference(goal_handle, goal, track, topic)
                 targets, valid = track.interpolate(times)
             else:
@@ -630,8 +689,6 @@ class EmgPoseNode(Node):
         finally:
             with self._lock:
                 self._recorder = None
-            if reference_sub is not None:
-                self.destroy_subscription(reference_sub)
             self._prompt(CalibrationPrompt.PHASE_DONE, "", 0, 0, 0.0)
             with self._goal_lock:
                 self._calibrating = False
@@ -793,13 +850,6 @@ class EmgPoseNode(Node):
                               f"{outcome.error_after_rad:.4f} rad held-out error)")
         self.get_logger().info(result.message)
 
-    def _warm_up_training(self) -> None:
-        from .training import warm_up
-
-        try:
-            warm_up()
-        except Exception as err:
-            self.get_logger().debug(f"training warm-up skipped: {err}")
 
 
 def main(args: list[str] | None = None) -> int:
@@ -810,7 +860,7 @@ def main(args: list[str] | None = None) -> int:
         print(f"emg_pose: {err}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = MultiThreadedExecutor(num_threads=6)
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()
