@@ -24,6 +24,7 @@ setup(
             "emg_pose_train = emg_pose_node.cli:train_main",
             "emg_pose_eval = emg_pose_node.cli:eval_main",
             "emg_pose_export = emg_pose_node.cli:export_main",
+            "emg_pose = emg_pose_node.pose_node:main",
         ],
     },
 )

@@ -25,7 +25,6 @@ the same tree, so the two agree by construction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,16 +206,6 @@ def rpy_matrix(roll: float, pitch: float, yaw: float) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def axis_angle_matrices(axis: Sequence[float], angles: np.ndarray) -> np.ndarray:
-    """Rotation matrices about a unit ``axis`` for a batch of angles: (...,) -> (..., 3, 3)."""
-    x, y, z = (float(a) for a in axis)
-    c = np.cos(angles)[..., None, None]
-    s = np.sin(angles)[..., None, None]
-    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
-    kk = k @ k
-    return np.eye(3) + s * k + (1.0 - c) * kk  # Rodrigues
-
-
 def forward_kinematics_frames(q: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Pose of every frame of the tree in ``hand_base``.
 
@@ -228,13 +217,15 @@ def forward_kinematics_frames(q: np.ndarray) -> dict[str, tuple[np.ndarray, np.n
     batch = q.shape[:-1]
     eye = np.broadcast_to(np.eye(3), batch + (3, 3))
     frames = {HAND_FRAME: (eye, np.zeros(batch + (3,)))}
-    for joint in KINEMATIC_TREE:
-        r_parent, p_parent = frames[joint.parent]
-        p = p_parent + np.einsum("...ij,j->...i", r_parent, np.asarray(joint.origin_xyz))
-        r = r_parent @ rpy_matrix(*joint.origin_rpy)
-        if joint.axis is not None:
-            r = r @ axis_angle_matrices(joint.axis, q[..., JOINT_INDEX[joint.name]])
-        frames[joint.child] = (r, p)
+    for parent, child, xyz, r_fixed, axis, index in _TREE_CONSTANTS:
+        r_parent, p_parent = frames[parent]
+        p = p_parent + r_parent @ xyz
+        r = r_parent @ r_fixed
+        if axis is not None:
+            k, kk = _AXIS_CROSS[index]
+            angle = q[..., index, None, None]
+            r = r @ (np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * kk)  # Rodrigues
+        frames[child] = (r, p)
     return frames
 
 
@@ -301,6 +292,17 @@ def _tree_constants() -> list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray
 
 
 _TREE_CONSTANTS = _tree_constants()
+
+
+def _cross_matrices(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x, y, z = axis
+    k = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    return k, k @ k
+
+
+# q index -> (K, K @ K) of its joint axis: the Rodrigues terms that do not depend on q
+_AXIS_CROSS = {index: _cross_matrices(axis) for _, _, _, _, axis, index in _TREE_CONSTANTS
+               if axis is not None}
 
 
 def forward_kinematics_torch(q, side: str = "right"):

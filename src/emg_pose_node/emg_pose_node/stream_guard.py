@@ -106,6 +106,7 @@ class SampleRing:
             raise ValueError("SampleRing needs capacity >= 1 and channels >= 1")
         self._buf = np.zeros((2 * capacity, channels), dtype=np.float32)
         self.capacity = capacity
+        self.channels = channels
         self._end = 0  # samples valid in _buf[_end - filled:_end]
         self.filled = 0
         self.newest_index: int | None = None
