@@ -15,7 +15,7 @@ import rclpy
 from rclpy.action import ActionClient
 from rclpy.client import Client
 from rclpy.context import Context
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -34,17 +34,19 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> No
 
 
 class RosTestNode:
-    """A node in its own context, spun by a multi-threaded executor on a background thread.
+    """A node in its own context, spun by an executor on a background thread.
 
     Use as a context manager; ``node`` is the rclpy Node. Callbacks run on the executor's
-    threads, so tests can block on collectors and futures from the main thread.
+    thread, so tests can block on collectors and futures from the main thread. The executor
+    is single-threaded: every callback here is short, and rclpy's MultiThreadedExecutor costs
+    enough CPU in Python to starve the test's own publishers on a 2-core machine.
     """
 
     def __init__(self, name: str = "test_node", namespace: str = "") -> None:
         self.context = Context()
         rclpy.init(context=self.context)
         self.node = Node(name, namespace=namespace, context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name=f"{name}_spin", daemon=True)
         self._thread.start()
