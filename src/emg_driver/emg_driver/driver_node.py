@@ -26,7 +26,7 @@ from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
-from emg_interfaces.msg import EMG
+from emg_interfaces.msg import EMG, CalibrationPrompt
 from emg_pose_node.hand_model import JOINT_NAMES
 
 from .emg_msg import chunk_to_msg, ns_to_stamp
@@ -39,6 +39,7 @@ from .stream import Chunk
 NODE_NAME = "emg_driver"
 EMG_TOPIC = "emg/raw"
 REFERENCE_TOPIC = "hand/reference/joint_states"
+PROMPT_TOPIC = "calibration/prompt"
 
 
 def emg_qos(depth: int) -> QoSProfile:
@@ -61,6 +62,8 @@ class EmgDriverNode(LifecycleNode):
         self.source: SimSource | ReplaySource | SerialSource | None = None
         self._emg_pub = None
         self._ref_pub = None
+        self._prompt_sub = None
+        self._prompt_pose = ""
         self._timer = None
         self._problem = ""  # why the node is not streaming (for /diagnostics)
         self._stats = {"chunks": 0, "samples": 0, "gaps": 0, "gap_samples": 0}
@@ -114,6 +117,29 @@ class EmgDriverNode(LifecycleNode):
 
     # --- lifecycle --------------------------------------------------------------------
 
+    def _on_prompt(self, msg: CalibrationPrompt) -> None:
+        """The simulated wearer does what a guided calibration asks."""
+        if not isinstance(self.source, SimSource):
+            return
+        if msg.phase == CalibrationPrompt.PHASE_DONE:
+            pose = ""
+        elif msg.phase == CalibrationPrompt.PHASE_HOLD:
+            pose = msg.pose_name
+        else:
+            pose = "rest"
+        if pose == self._prompt_pose:
+            return
+        self._prompt_pose = pose
+        try:
+            if pose:
+                self.source.sim.command_pose(pose)
+            else:
+                self.source.sim.release_pose()
+        except ValueError as err:
+            self.get_logger().warning(f"cannot follow prompt: {err}")
+            return
+        self.get_logger().info(f"simulated wearer: {pose or 'free motion'}")
+
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             settings = build_settings(self._values())
@@ -132,6 +158,10 @@ class EmgDriverNode(LifecycleNode):
             # one pose per chunk: the same 1 s of history as emg/raw
             self._ref_pub = self.create_lifecycle_publisher(JointState, REFERENCE_TOPIC,
                                                             emg_qos(depth))
+        if isinstance(source, SimSource) and settings.values["follow_prompts"]:
+            self._prompt_sub = self.create_subscription(
+                CalibrationPrompt, PROMPT_TOPIC, self._on_prompt,
+                QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         if isinstance(source, SerialSource):
             problem = source.open()
             if problem:
@@ -240,6 +270,10 @@ class EmgDriverNode(LifecycleNode):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
         self._emg_pub = self._ref_pub = None
+        if self._prompt_sub is not None:
+            self.destroy_subscription(self._prompt_sub)
+        self._prompt_sub = None
+        self._prompt_pose = ""
 
     def destroy_node(self) -> None:
         if isinstance(self.source, SerialSource):

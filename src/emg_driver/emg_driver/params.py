@@ -16,7 +16,7 @@ from typing import Any
 
 from .protocols import BinaryConfig, TextConfig
 from .replay import FORMATS
-from .sim import MotionConfig, SimConfig, WearerConfig
+from .sim import MotionConfig, SimConfig, WearerConfig, wearer_b
 from .stream import chunk_len_for
 from .transport import STANDARD_BAUD_RATES
 
@@ -152,6 +152,11 @@ PARAMS: tuple[ParamSpec, ...] = (
     # --- sim
     ParamSpec("seed", 0, "int", "Simulator seed: the same seed plays the same motion and noise.",
               _range(0, 2**31 - 1)),
+    ParamSpec("wearer", "a", "string",
+              "Simulated wearer: 'a' (the default model's training conditions, adjusted by "
+              "electrode_shift, channel_gains and amplitude_scale) or 'b' (armband rotated 0.6 "
+              "electrode spacings, uneven gains, more crosstalk; those three are ignored).",
+              _choice(("a", "b"))),
     ParamSpec("electrode_shift", 0.0, "double",
               "Simulated armband rotation around the forearm [electrode spacings] (another "
               "wearer or a re-donned armband).", _range(-64.0, 64.0, "electrode spacings")),
@@ -160,6 +165,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               _gains),
     ParamSpec("amplitude_scale", 1.0, "double",
               "Simulated overall EMG amplitude factor (wearer's tissue).", _range(0.01, 100.0)),
+    ParamSpec("follow_prompts", False, "bool",
+              "Simulated wearer follows guided-calibration prompts (calibration/prompt): holds "
+              "the prompted pose, rests between prompts, free motion after the last."),
     ParamSpec("noise_v", 4.0e-6, "double", "Simulated baseline noise RMS per channel [V].",
               _range(0.0, 0.1, "V")),
     ParamSpec("line_noise_hz", 0.0, "double",
@@ -288,9 +296,12 @@ class DriverSettings:
 
     def sim_config(self) -> SimConfig:
         v = self.values
-        wearer = WearerConfig(electrode_shift=v["electrode_shift"],
-                              channel_gains=tuple(v["channel_gains"]) or None,
-                              amplitude_scale=v["amplitude_scale"])
+        if v["wearer"] == "b":
+            wearer = wearer_b(self.num_channels)
+        else:
+            wearer = WearerConfig(electrode_shift=v["electrode_shift"],
+                                  channel_gains=tuple(v["channel_gains"]) or None,
+                                  amplitude_scale=v["amplitude_scale"])
         return SimConfig(sample_rate_hz=self.sample_rate_hz, num_channels=self.num_channels,
                          wearer=wearer, motion=MotionConfig(), noise_v=v["noise_v"],
                          line_noise_hz=v["line_noise_hz"], line_noise_v=v["line_noise_v"])

@@ -304,6 +304,47 @@ class MotionGenerator:
         self._last = (q_to, w_to, e_to)
         return seg
 
+    def _state_at(self, index: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """(q, wrist, effort) at sample ``index`` of the planned motion."""
+        while not self._segments or self._segments[-1].end <= index:
+            self._segments.append(self._new_segment())
+        for seg in self._segments:
+            if seg.start <= index < seg.end:
+                s, _ = _min_jerk(np.array([(index - seg.start) / seg.move_len]))
+                return (seg.q_from + s[0] * (seg.q_to - seg.q_from),
+                        seg.w_from + s[0] * (seg.w_to - seg.w_from),
+                        float(seg.e_from + s[0] * (seg.e_to - seg.e_from)))
+        return self._last
+
+    def command(self, name: str, at: int, transition_s: float = 0.6) -> None:
+        """From sample ``at`` on, move to the named pose and hold it until the next command
+        or :meth:`release` (a simulated wearer following a calibration prompt). ``at`` must
+        not precede samples already generated."""
+        if name not in NAMED_POSES:
+            raise ValueError(f"unknown pose {name!r}; known: {sorted(NAMED_POSES)}")
+        q_from, w_from, e_from = self._state_at(at)
+        self._segments = [seg for seg in self._segments if seg.start < at]
+        for seg in self._segments:
+            seg.end = min(seg.end, at)
+        move_len = max(1, int(round(transition_s * self.rate_hz)))
+        hold_forever = 10 ** 12
+        q_to = NAMED_POSES[name].copy()
+        label = self.config.pose_names.index(name) if name in self.config.pose_names else -1
+        seg = _Segment(at, move_len, at + hold_forever, q_from, q_to, w_from, w_from, e_from,
+                       e_from, label)
+        self._segments.append(seg)
+        self._next_start = seg.end
+        self._last = (q_to, w_from, e_from)
+
+    def release(self, at: int) -> None:
+        """End a commanded hold at sample ``at`` (or when its transition ends) and return to
+        the seeded random motion."""
+        if not self._segments or self._segments[-1].end < 10 ** 12:
+            return
+        seg = self._segments[-1]
+        seg.end = max(at, seg.start + seg.move_len)
+        self._next_start = seg.end
+
     def generate(self, start: int, n: int) -> dict[str, np.ndarray]:
         """Samples ``start .. start+n-1`` (must follow the previous call).
 
@@ -503,6 +544,14 @@ class ArmbandSimulator:
     @property
     def num_channels(self) -> int:
         return self.config.num_channels
+
+    def command_pose(self, name: str) -> None:
+        """The simulated wearer moves to the named pose now and holds it (see
+        :meth:`MotionGenerator.command`); :meth:`release_pose` returns to free motion."""
+        self.motion.command(name, self.next_index)
+
+    def release_pose(self) -> None:
+        self.motion.release(self.next_index)
 
     def generate(self, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
         """The next ``n_samples``: (emg (n, C) float32 [V], joint_angles (n, 20) float32 [rad])."""

@@ -187,3 +187,30 @@ def test_the_model_package_reads_what_sim_record_writes(tmp_path):
     emg, q = ArmbandSimulator(seed=3).generate(1000)
     np.testing.assert_array_equal(rec.emg, emg)
     np.testing.assert_array_equal(rec.joint_angles, q)
+
+
+def test_commanded_pose_is_reached_held_and_released():
+    sim = ArmbandSimulator(SimConfig(), seed=3)
+    sim.generate(1000)
+    sim.command_pose("fist")
+    _, q = sim.generate(1500)  # 0.6 s transition, then hold
+    np.testing.assert_allclose(q[400:], np.tile(NAMED_POSES["fist"], (1100, 1)), atol=1e-5)
+    sim.command_pose("open")  # a new prompt interrupts the hold
+    _, q = sim.generate(1000)
+    np.testing.assert_allclose(q[-1], NAMED_POSES["open"], atol=1e-5)
+    assert np.max(np.abs(np.diff(q, axis=0))) < 0.05  # smooth, no jump at the switch
+    sim.release_pose()
+    _, q = sim.generate(5000)
+    assert np.ptp(q[-2000:], axis=0).max() > 0.2  # free motion again
+
+
+def test_commanded_fist_loudens_flexors_over_open():
+    sim = ArmbandSimulator(SimConfig(), seed=4)
+    sim.command_pose("fist")
+    sim.generate(1000)
+    fist = sim.generate_detailed(1000).activations
+    sim.command_pose("open")
+    sim.generate(1000)
+    opened = sim.generate_detailed(1000).activations
+    assert fist.mean() != opened.mean()
+    assert np.any(np.abs(fist.mean(0) - opened.mean(0)) > 0.05)

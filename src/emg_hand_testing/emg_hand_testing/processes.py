@@ -6,6 +6,8 @@ finds the same file through the ament index, so tests exercise what colcon insta
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import os
 import re
 import signal
@@ -13,6 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,11 +57,26 @@ def _param_literal(value: Any) -> str:
     return repr(value)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM when the parent dies (Linux). Strictly, when
+    the *thread* that started it ends, so start processes from a long-lived thread (the
+    test's main thread)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: atexit below still stops them on a normal exit
+
+
 class NodeProcess:
     """An installed executable running in its own process; output captured to a file.
 
     The child inherits this process's environment (ROS domain included) plus ``env``.
-    ``stop()`` sends SIGINT (rclpy's clean shutdown), then SIGKILL after a grace period.
+    ``stop()`` sends SIGINT (rclpy's clean shutdown), then SIGKILL after a grace period. A
+    child never outlives the test process: it gets SIGTERM when its parent dies, and any
+    still running at exit are stopped.
     """
 
     def __init__(self, package: str, executable: str, args: Sequence[str] = (),
@@ -72,8 +90,9 @@ class NodeProcess:
         full_env.update(env or {})
         self.process = subprocess.Popen(
             self.command, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=cwd,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent,
         )
+        _RUNNING.add(self)
         self._lock = threading.Lock()
 
     @property
@@ -129,3 +148,12 @@ class NodeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_RUNNING: weakref.WeakSet[NodeProcess] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for proc in list(_RUNNING):
+        proc.stop(timeout_s=3.0)

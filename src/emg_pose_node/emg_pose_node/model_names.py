@@ -29,7 +29,7 @@ def model_path(models_dir: str | Path, name: str, suffix: str) -> Path:
     validate_model_name(name)
     base = Path(models_dir).expanduser().resolve()
     stem = name[: -len(suffix)] if suffix and name.endswith(suffix) else name
-    path = (base / f"{stem}{suffix}").resolve()
-    if path.parent != base:  # defence in depth; the pattern already excludes this
-        raise ValueError(f"model name {name!r} leaves the models directory")
+    path = base / f"{stem}{suffix}"  # not resolved: an installed model may be a symlink
+    if path.parent != base or path.name in (".", ".."):  # defence in depth (the pattern
+        raise ValueError(f"model name {name!r} leaves the models directory")  # excludes it)
     return path

@@ -177,3 +177,12 @@ def test_recording_and_segments():
     assert emg.shape == (10, 2) and t[5] == pytest.approx(1.01)
     valid = np.array([0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1], bool)
     assert labelled_segments(valid, 3) == [(1, 4), (8, 12)]
+
+
+def test_a_model_that_is_a_symlink_resolves_inside_the_directory(tmp_path):
+    target = tmp_path / "elsewhere.safetensors"
+    target.write_bytes(b"x")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "default.safetensors").symlink_to(target)
+    path = model_path(tmp_path / "models", "default", ".safetensors")
+    assert path == (tmp_path / "models").resolve() / "default.safetensors" and path.exists()
