@@ -2,6 +2,7 @@
 
     ros2 launch emg_hand_bringup calibrate.launch.py source:=serial port:=/dev/ttyACM0
     ros2 launch emg_hand_bringup calibrate.launch.py mode:=reference duration_s:=60
+    ros2 launch emg_hand_bringup calibrate.launch.py wearer:=b   # the simulator's 2nd wearer
     ros2 launch emg_hand_bringup calibrate.launch.py poses:="rest open fist" save_as:=alice
 
 emg_hand_calibrate (a console script of emg_hand_bringup, also usable alone:
@@ -94,6 +95,11 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "exit_after", default_value="false", choices=BOOL,
             description="Stop every node when the calibration has finished."),
+        # teleop arguments whose defaults differ here (first declaration wins)
+        DeclareLaunchArgument(
+            "follow_prompts", default_value="true", choices=BOOL,
+            description="Simulated wearer (source sim) follows the guided prompts, so a "
+                        "guided calibration on the simulator has something to learn."),
         IncludeLaunchDescription(PythonLaunchDescriptionSource(teleop)),
         GroupAction([
             PushRosNamespace(LaunchConfiguration("namespace")),

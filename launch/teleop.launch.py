@@ -99,6 +99,15 @@ def generate_launch_description():
             description="Recording for source replay (emg2pose .h5, EEG-EMG-Hands CSV, "
                         "BrainFlow, Myo .txt); empty: driver_params_file's file."),
         DeclareLaunchArgument(
+            "wearer", default_value="", choices=["", "a", "b"],
+            description="Simulated wearer (source sim): a (the default model's training "
+                        "conditions) or b (armband rotated, uneven gains: calibrate!); empty: "
+                        "driver_params_file's wearer (a)."),
+        DeclareLaunchArgument(
+            "follow_prompts", default_value="false", choices=BOOL,
+            description="Simulated wearer (source sim) follows guided-calibration prompts "
+                        "(calibration/prompt), so a guided calibration works on the sim."),
+        DeclareLaunchArgument(
             "driver_params_file", default_value="",
             description="emg_driver parameter file; empty: share/emg_hand_bringup/config/"
                         "emg_driver.yaml."),

@@ -178,6 +178,7 @@ def test_teleop_arguments_are_the_graph_options():
         assert arguments[name]["default"] == expected, f"default of {name}"
     assert arguments["source"]["choices"] == list(graph.SOURCES)
     assert arguments["protocol"]["choices"] == ["", *graph.PROTOCOLS]
+    assert arguments["wearer"]["choices"] == ["", *graph.WEARERS]
     assert arguments["controller_output"]["choices"] == ["", *graph.CONTROLLER_OUTPUTS]
     assert arguments["log_level"]["choices"] == list(graph.LOG_LEVELS)
     for name in ("record.launch.py", "replay.launch.py"):
@@ -261,6 +262,8 @@ def _options():
         for protocol in ("", *graph.PROTOCOLS):
             yield graph.TeleopOptions(source=source, protocol=protocol, port="/dev/ttyUSB0",
                                       replay_file="session.h5")
+    for wearer in ("", *graph.WEARERS):
+        yield graph.TeleopOptions(wearer=wearer, follow_prompts=wearer == "b")
     for output in ("", *graph.CONTROLLER_OUTPUTS):
         for profile in ("", *graph.CONTROLLER_PROFILES):
             yield graph.TeleopOptions(controller_output=output, controller_profile=profile,
@@ -313,6 +316,8 @@ def test_graph_runs_installed_nodes_with_valid_parameters(opts):
         assert driver["source"] == opts.source
         assert driver["frame_id"] == prefix + "armband"
         assert driver.get("protocol", "") == opts.protocol
+        assert driver.get("wearer", "") == opts.wearer
+        assert driver["follow_prompts"] is opts.follow_prompts
     if opts.visualizer:
         visualizer = teleop.node("hand_visualizer").parameters
         assert visualizer["frame_prefix"] == prefix

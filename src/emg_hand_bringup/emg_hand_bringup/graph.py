@@ -13,8 +13,8 @@ no launch; ``ament_index_python`` only, to find installed files and packages.
 | ``robot_state_publisher`` | robot_state_publisher (if installed) | - (hand_visualizer's URDF) |
 | ``hand_controller`` | hand_controller / hand_controller | ``hand_controller.yaml`` |
 
-Launch arguments override the parameter files: ``source`` and ``controller_enabled``
-always, the others (``port``, ``model``, ``controller_profile``, ...) when not empty.
+Launch arguments override the parameter files: ``source``, ``follow_prompts`` and
+``controller_enabled`` always, the others (``port``, ``model``, ...) when not empty.
 Frames follow the namespace: under ``left`` the armband frame is ``left/armband``, the
 hand ``left/hand_base`` (visualizer and robot_state_publisher ``frame_prefix`` ``left/``).
 """
@@ -38,6 +38,7 @@ PACKAGE = "emg_hand_bringup"
 
 SOURCES = ("sim", "serial", "replay")
 PROTOCOLS = ("text", "binary")
+WEARERS = ("a", "b")  # the simulator's wearer presets
 CONTROLLER_OUTPUTS = ("forward_position", "joint_trajectory", "serial", "none")
 CONTROLLER_PROFILES = ("prosthetic_6", "four_finger_16", "human")
 LOG_LEVELS = ("debug", "info", "warn", "error")
@@ -218,6 +219,8 @@ class TeleopOptions:
     port: str = ""
     protocol: str = ""
     replay_file: str = ""
+    wearer: str = ""
+    follow_prompts: bool = False
     driver_params_file: str = ""
     armband_frame: str = "armband"
     pose_node: bool = True
@@ -255,6 +258,7 @@ class TeleopOptions:
         problems = []
         for name, value, allowed in (
                 ("source", self.source, SOURCES), ("protocol", self.protocol, ("", *PROTOCOLS)),
+                ("wearer", self.wearer, ("", *WEARERS)),
                 ("controller_output", self.controller_output, ("", *CONTROLLER_OUTPUTS)),
                 ("log_level", self.log_level, LOG_LEVELS)):
             if value not in allowed:
@@ -307,8 +311,9 @@ def teleop_graph(opts: TeleopOptions) -> Graph:
     armband = prefix + opts.armband_frame
     if opts.driver:
         add("emg_driver", "emg_driver", "emg_driver",
-            {"source": opts.source, "frame_id": armband,
-             **_non_empty(port=opts.port, protocol=opts.protocol, file=opts.replay_file)},
+            {"source": opts.source, "frame_id": armband, "follow_prompts": opts.follow_prompts,
+             **_non_empty(port=opts.port, protocol=opts.protocol, file=opts.replay_file,
+                          wearer=opts.wearer)},
             [_params_file(opts.driver_params_file, "emg_driver")])
     if opts.pose_node:
         add("emg_pose_node", "emg_pose", "emg_pose",
