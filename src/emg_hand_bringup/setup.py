@@ -11,15 +11,15 @@ package_name = "emg_hand_bringup"
 # relative to it and simply match nothing while those folders do not exist.
 _HERE = Path(__file__).resolve().parent
 _WORKSPACE_FILES = {
-    "launch": "../../launch/*.launch.py",
-    "config": "../../config/*.yaml",
+    "launch": ("../../launch/*.launch.py",),
+    "config": ("../../config/*.yaml", "../../config/*.rviz"),
 }
 
 
 def _workspace_data_files():
     entries = []
-    for folder, pattern in _WORKSPACE_FILES.items():
-        files = sorted(glob(pattern, root_dir=_HERE))
+    for folder, patterns in _WORKSPACE_FILES.items():
+        files = sorted(f for pattern in patterns for f in glob(pattern, root_dir=_HERE))
         if files:
             entries.append((f"share/{package_name}/{folder}", files))
     return entries
@@ -44,6 +44,7 @@ setup(
     entry_points={
         "console_scripts": [
             "emg_hand_bag = emg_hand_bringup.bag_cli:main",
+            "emg_hand_calibrate = emg_hand_bringup.calibrate_cli:main",
         ],
     },
 )
