@@ -93,6 +93,9 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-from", help="fine-tune this checkpoint on the data instead")
     p.add_argument("--unfreeze-last-lstm", action="store_true",
                    help="fine-tuning: also train the last LSTM layer")
+    p.add_argument("--adapter-epochs", type=int, default=None,
+                   help="fine-tuning: epochs of the input-adapter stage (default 10; 0 = "
+                        "head only)")
     for flag, (_, kind, text) in _TRAIN_FLAGS.items():
         p.add_argument(flag, type=kind, default=None, help=text)
     return p
@@ -155,6 +158,8 @@ def _finetune_cli(args, recordings) -> int:
     ckpt = load_checkpoint(args.finetune_from)
     rec = recordings[0]
     settings = FinetuneSettings(unfreeze_last_lstm=args.unfreeze_last_lstm)
+    if args.adapter_epochs is not None:
+        settings.adapter_epochs = args.adapter_epochs
     if args.epochs:
         settings.epochs = args.epochs
     if args.lr:

@@ -250,6 +250,22 @@ class EMGToPose(nn.Module):
             seq = self.lstm_dropout(seq)
         return seq
 
+    def input_conv(self) -> nn.Conv1d:
+        """The first convolution (the only layer that mixes input channels)."""
+        first = self.frontend[0]
+        return first.conv if isinstance(first, _LogPower) else first
+
+    @torch.no_grad()
+    def fold_input_mixing(self, mixing: torch.Tensor) -> None:
+        """Make ``self(x)`` compute what ``self(mixing @ x)`` did: mixing (C, C) applied to
+        the normalised input channels is folded into the first convolution's weights."""
+        conv = self.input_conv()
+        c = conv.weight.shape[1]
+        if tuple(mixing.shape) != (c, c):
+            raise ValueError(f"mixing must be ({c}, {c}), got {tuple(mixing.shape)}")
+        conv.weight.copy_(torch.einsum("fck,cd->fdk", conv.weight,
+                                       mixing.to(conv.weight.dtype)))
+
     def decode(self, hidden: torch.Tensor) -> torch.Tensor:
         """Head: (B, H) -> (B, out) in output units."""
         return self.out_mean + self.out_scale * self.head(hidden)

@@ -99,7 +99,11 @@ PARAMETERS: dict[str, tuple[object, str, bool]] = {
                                 False),
     "calibration_poses": (list(GUIDED_CALIBRATION_POSES), "Guided calibration: default "
                           f"pose sequence (from {sorted(NAMED_POSES)}).", False),
-    "calibration_epochs": (40, "Fine-tuning epochs when the goal gives 0.", False),
+    "calibration_epochs": (40, "Fine-tuning epochs of the head when the goal gives 0.",
+                           False),
+    "calibration_adapter_epochs": (10, "Epochs of the input-adapter stage that undoes an "
+                                   "armband rotation or gain change before the head is "
+                                   "fine-tuned (0 = head only).", False),
     "calibration_learning_rate": (3e-3, "Fine-tuning learning rate when the goal gives 0.",
                                   False),
     "calibration_validation_fraction": (0.25, "Chronological end of the calibration data held "
@@ -130,6 +134,8 @@ def _check(values: dict) -> list[str]:
                  "diagnostics_period_s", "calibration_duration_s", "calibration_hold_s",
                  "calibration_learning_rate", "calibration_data_timeout_s"):
         need(name, isinstance(v(name), (int, float)) and v(name) > 0, "must be > 0")
+    need("calibration_adapter_epochs", isinstance(v("calibration_adapter_epochs"), int)
+         and v("calibration_adapter_epochs") >= 0, "must be an integer >= 0")
     for name in ("smoothing_beta", "calibration_rest_s", "calibration_transition_s"):
         need(name, isinstance(v(name), (int, float)) and v(name) >= 0, "must be >= 0")
     need("calibration_validation_fraction",
@@ -802,12 +808,14 @@ class EmgPoseNode(Node):
         running = self._model
         settings = FinetuneSettings(
             epochs=goal.epochs or p["calibration_epochs"],
+            adapter_epochs=p["calibration_adapter_epochs"],
             learning_rate=goal.learning_rate or p["calibration_learning_rate"],
             unfreeze_last_lstm=goal.unfreeze_last_lstm,
             validation_fraction=goal.validation_fraction
             or p["calibration_validation_fraction"])
         feedback = Calibrate.Feedback(phase=Calibrate.Feedback.PHASE_TRAINING,
-                                      epochs_total=settings.epochs,
+                                      epochs_total=settings.epochs
+                                      + settings.adapter_epochs,
                                       seconds_recorded=float(len(emg)) / (
                                           running.checkpoint.sample_rate_hz or 1.0))
         goal_handle.publish_feedback(feedback)

@@ -4,9 +4,11 @@
   the network and windows from recordings, runs :func:`fit` with early stopping on the
   validation split, ReduceLROnPlateau and gradient clipping, and returns a
   :class:`TrainResult` whose checkpoint holds everything to rebuild the model.
-* :func:`finetune` adapts a checkpoint to new calibration data with the conv frontend and
-  LSTM frozen (optionally the last LSTM layer trainable): the frozen part's features are
-  computed once, then :func:`fit` trains only the head on them. The fine-tuned model is
+* :func:`finetune` adapts a checkpoint to new calibration data in two stages, the network
+  frozen: first an input adapter (a channel-mixing matrix in front of the first
+  convolution, trained through the frozen network, then folded into its weights: it undoes
+  an armband rotation or gain change), then the head (optionally the last LSTM layer) on
+  backbone features computed once. The fine-tuned model is
   accepted only if it beats the old one on the held-out end of the calibration data.
   It holds no global state (no global seeds or thread settings; a private RNG), never
   modifies the model it starts from, and can run on a background thread while another
@@ -120,10 +122,10 @@ PRESETS: dict[str, dict] = {
                           early_stop_patience=6, batch_size=64, learning_rate=1e-3,
                           weight_decay=1e-2, seed=0),
     # The shipped default model: simulated 8-channel armband at 500 Hz, 20 joint angles.
-    # Predictions every 20 samples (40 ms) over a 0.5 s window (12 frames); ~0.26 M params.
+    # One LSTM step per 5 samples (10 ms) over a 0.3 s window (28 frames); ~0.26 M params.
     "default": dict(output="joint_angles", frontend="log_power", conv_channels=(64,),
-                    kernel_size=9, pool=20, lstm_hidden=128, lstm_layers=2, dropout=0.2,
-                    fc_hidden=128, window_s=0.5, hop_s=0.04, eval_hop_s=0.04, val_fraction=0.1,
+                    kernel_size=9, pool=5, lstm_hidden=128, lstm_layers=2, dropout=0.2,
+                    fc_hidden=128, window_s=0.3, hop_s=0.02, eval_hop_s=0.04, val_fraction=0.1,
                     test_fraction=0.1, epochs=30, early_stop_patience=6, batch_size=64,
                     learning_rate=1e-3, weight_decay=1e-2, seed=0),
 }
@@ -133,11 +135,20 @@ PRESETS: dict[str, dict] = {
 class FinetuneSettings:
     """Settings of :func:`finetune` (the Calibrate action's fields map onto these)."""
 
-    epochs: int = 40
+    epochs: int = 40  # head stage
     learning_rate: float = 3e-3
     weight_decay: float = 1e-3
     batch_size: int = 128
     unfreeze_last_lstm: bool = False
+    # Input-adapter stage (0 epochs = off): a C x C channel-mixing matrix, initialised to
+    # identity, trained through the frozen network before the head, then folded into the
+    # first convolution. It undoes an armband rotation / gain change (a new wearer or a
+    # re-donned armband), which a head alone cannot.
+    adapter_epochs: int = 10
+    adapter_learning_rate: float = 3e-2
+    adapter_weight_decay: float = 1e-4  # pulls the mixing towards identity
+    adapter_hop_s: float = 0.1
+    adapter_batch_size: int = 64
     validation_fraction: float = 0.25  # chronological end held out for the accept decision
     hop_s: float = 0.04  # between calibration windows (rounded to the frame stride)
     min_improvement: float = 0.0  # relative: accept if after < before * (1 - this)
@@ -575,7 +586,9 @@ def finetune(checkpoint: Checkpoint | EMGToPose, emg: np.ndarray, targets: np.nd
              preprocess: PreprocessConfig | None = None,
              progress_cb: ProgressCallback | None = None,
              should_stop: StopCallback | None = None) -> FinetuneResult:
-    """Fine-tune the head (and optionally the last LSTM layer) on calibration data.
+    """Adapt a checkpoint to calibration data: input adapter, then head (see the module
+    docstring; ``settings.adapter_epochs=0`` fine-tunes the head, optionally with the last
+    LSTM layer, only).
 
     checkpoint: the running model's :class:`Checkpoint` (or an :class:`EMGToPose` plus
     ``preprocess``); never modified. emg: (N, C) [V] at the checkpoint's sample rate;
@@ -615,10 +628,14 @@ def finetune(checkpoint: Checkpoint | EMGToPose, emg: np.ndarray, targets: np.nd
                          _normalise(checkpoint, prep.filtered))
     y = torch.from_numpy(prep.targets.astype(np.float32))
     first_layer = net.lstm_layers - 1 if s.unfreeze_last_lstm else net.lstm_layers
-    with torch.no_grad():
-        frames = model.frames(x.T[None])[0]  # (T_all, F): the stream's frames, computed once
+    for p in model.parameters():
+        p.requires_grad_(False)
+    model.eval()
 
-        def features(ends: np.ndarray) -> torch.Tensor:
+    def features(ends: np.ndarray) -> torch.Tensor:
+        """Frozen-backbone features of windows ending at ``ends`` (frames computed once)."""
+        with torch.no_grad():
+            frames = model.frames(x.T[None])[0]  # (T_all, F)
             last = torch.as_tensor((ends - (rf - 1)) // stride)
             rows = last[:, None] - torch.arange(net.num_frames - 1, -1, -1)[None]
             out = []
@@ -628,55 +645,100 @@ def finetune(checkpoint: Checkpoint | EMGToPose, emg: np.ndarray, targets: np.nd
                            else model.sequence_until(win, first_layer))
             return torch.cat(out)
 
-        f_train, f_held = features(train_ends), features(held_ends)
-    y_train, y_held = y[torch.as_tensor(train_ends)], y[torch.as_tensor(held_ends)]
-
     def forward(feat: torch.Tensor) -> torch.Tensor:
         if first_layer == net.lstm_layers:
             return model.decode(feat)
         return model.decode(model.temporal(feat, first_layer=first_layer))
 
-    trainable: list[nn.Module] = [model.head]
-    if first_layer < net.lstm_layers:
-        trainable += [model.lstm[first_layer], model.lstm_dropout]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    params = [p for mod in trainable for p in mod.parameters()]
-    for p in params:
-        p.requires_grad_(True)
+    y_train, y_held = y[torch.as_tensor(train_ends)], y[torch.as_tensor(held_ends)]
 
     def held_error() -> float:
         with torch.no_grad():
-            pred, true = predict_set(forward, TensorSet(f_held, y_held))
+            pred, true = predict_set(forward, TensorSet(features(held_ends), y_held))
         return float(np.mean(np.abs(pred - true)))
 
     error_before = held_error()
     gen = torch.Generator().manual_seed(s.seed)
-    result = fit(forward, params, TensorSet(f_train, y_train), None,
-                 output_loss(checkpoint.output), epochs=s.epochs, batch_size=s.batch_size,
-                 learning_rate=s.learning_rate, weight_decay=s.weight_decay,
-                 grad_clip=s.grad_clip, modules_to_train=trainable, state_module=model,
-                 generator=gen, progress_cb=progress_cb, should_stop=should_stop)
+    loss_fn = output_loss(checkpoint.output)
+    total_epochs = max(0, s.adapter_epochs) + s.epochs
+    history: list[EpochRecord] = []
+    cancelled = False
+    if s.adapter_epochs > 0:
+        adapter_hop = max(1, int(round(s.adapter_hop_s * checkpoint.model_rate_hz)))
+        mixing = _InputMixing(net.in_channels)
+        result = fit(lambda xb: model(mixing(xb)), list(mixing.parameters()),
+                     WindowSet(x, y, window_ends(prep, net.window, adapter_hop, 0, split,
+                                                 grid=grid), net.window),
+                     None, loss_fn, epochs=s.adapter_epochs, batch_size=s.adapter_batch_size,
+                     learning_rate=s.adapter_learning_rate,
+                     weight_decay=s.adapter_weight_decay, grad_clip=s.grad_clip,
+                     modules_to_train=[], state_module=mixing, generator=gen,
+                     progress_cb=progress_cb and (lambda e, _n, loss: progress_cb(
+                         e, total_epochs, loss)),
+                     should_stop=should_stop)
+        model.fold_input_mixing(mixing.matrix().detach())
+        history += result.history
+        cancelled = result.cancelled
+    if not cancelled and s.epochs > 0:
+        # The head stage is kept only if it lowers the held-out error further (on a short
+        # calibration it can overfit what the adapter already fixed).
+        error_adapted = held_error() if s.adapter_epochs > 0 else math.inf
+        adapted_state = copy.deepcopy(model.state_dict())
+        trainable: list[nn.Module] = [model.head]
+        if first_layer < net.lstm_layers:
+            trainable += [model.lstm[first_layer], model.lstm_dropout]
+        params = [p for mod in trainable for p in mod.parameters()]
+        for p in params:
+            p.requires_grad_(True)
+        offset = len(history)
+        result = fit(forward, params, TensorSet(features(train_ends), y_train), None, loss_fn,
+                     epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
+                     weight_decay=s.weight_decay, grad_clip=s.grad_clip,
+                     modules_to_train=trainable, state_module=model, generator=gen,
+                     progress_cb=progress_cb and (lambda e, _n, loss: progress_cb(
+                         offset + e, total_epochs, loss)),
+                     should_stop=should_stop)
+        for p in params:
+            p.requires_grad_(False)
+        history += result.history
+        cancelled = result.cancelled
+        model.eval()
+        if not cancelled and held_error() >= error_adapted:
+            model.load_state_dict(adapted_state)
     model.eval()
     error_after = held_error()
-    accepted = (not result.cancelled
-                and error_after < error_before * (1.0 - s.min_improvement))
+    accepted = not cancelled and error_after < error_before * (1.0 - s.min_improvement)
     if accepted:
         training = copy.deepcopy(checkpoint.training)
         training.setdefault("finetunes", []).append({
             "seconds_used": round(seconds_used, 2), "settings": asdict(s),
             "error_before": error_before, "error_after": error_after,
-            "epochs_run": len(result.history)})
+            "epochs_run": len(history)})
         metrics = dict(checkpoint.metrics, finetune_heldout_mae=error_after)
         new_ckpt = Checkpoint.from_model(model, checkpoint.preprocess, training, metrics)
         message = (f"accepted: held-out error {error_before:.4f} -> {error_after:.4f}")
     else:
         new_ckpt = checkpoint
-        message = ("cancelled" if result.cancelled else
+        message = ("cancelled" if cancelled else
                    f"kept the old model: held-out error {error_before:.4f} -> {error_after:.4f}")
-    return FinetuneResult(new_ckpt, accepted, error_before, error_after, len(result.history),
-                          seconds_used, len(train_ends), len(held_ends), result.cancelled,
-                          time.perf_counter() - t0, result.history, message)
+    return FinetuneResult(new_ckpt, accepted, error_before, error_after, len(history),
+                          seconds_used, len(train_ends), len(held_ends), cancelled,
+                          time.perf_counter() - t0, history, message)
+
+
+class _InputMixing(nn.Module):
+    """x (B, C, W) -> (I + delta) x: the channel mixing of the adapter stage of
+    :func:`finetune` (weight decay on ``delta`` pulls it towards identity)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.delta = nn.Parameter(torch.zeros(channels, channels))
+
+    def matrix(self) -> torch.Tensor:
+        return torch.eye(len(self.delta)) + self.delta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("cd,bdw->bcw", self.matrix(), x)
 
 
 def _normalise(ckpt: Checkpoint, filtered: np.ndarray) -> np.ndarray:

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from emg_pose_node.network import EMGToPose, NetworkConfig, aligned_window, count_parameters
+from emg_pose_node.testing import tiny_checkpoint
 
 
 def tiny(frontend="conv", **kw):
@@ -57,6 +58,20 @@ def test_config_validation_and_round_trip():
     assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown"):
         NetworkConfig.from_dict({**cfg.to_dict(), "extra": 1})
+
+
+@pytest.mark.parametrize("frontend", ["conv", "log_power"])
+def test_folded_input_mixing_equals_mixing_the_input(frontend):
+    ckpt = tiny_checkpoint(channels=3, frontend=frontend)
+    model, folded = ckpt.build_model().eval(), ckpt.build_model().eval()
+    mixing = torch.tensor([[0.8, 0.2, 0.0], [0.0, 0.9, 0.3], [0.1, 0.0, 1.1]])
+    folded.fold_input_mixing(mixing)
+    x = torch.randn(4, 3, ckpt.network.window)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model(torch.einsum("cd,bdw->bcw", mixing, x)),
+                              atol=1e-5)
+    with pytest.raises(ValueError, match=r"mixing must be \(3, 3\)"):
+        folded.fold_input_mixing(torch.eye(4))
 
 
 def test_predict_needs_no_labels_and_restores_mode():

@@ -85,7 +85,7 @@ def test_finetune_improves_and_is_accepted(trained):
     emg, q = calibration_data()
     before = {k: v.clone() for k, v in trained.checkpoint.state_dict.items()}
     calls = []
-    res = finetune(trained.checkpoint, emg, q, FinetuneSettings(epochs=15),
+    res = finetune(trained.checkpoint, emg, q, FinetuneSettings(epochs=15, adapter_epochs=0),
                    progress_cb=lambda e, n, loss: calls.append((e, n, loss)))
     assert res.accepted and res.error_after < res.error_before
     assert res.checkpoint is not trained.checkpoint
@@ -101,11 +101,26 @@ def test_finetune_improves_and_is_accepted(trained):
     assert res.checkpoint.training["finetunes"][0]["error_after"] == res.error_after
 
 
+def test_finetune_input_adapter_undoes_an_armband_rotation(trained):
+    """A new wearer whose armband sits 0.3 electrodes round: each channel picks up its
+    neighbour. The adapter stage learns the channel mixing and folds it into the first
+    convolution; nothing else changes when the head stage is off."""
+    rec = synthetic_recording(duration_s=40.0, sample_rate_hz=250.0, channels=8, seed=18)
+    rotation = 0.7 * np.eye(8) + 0.3 * np.roll(np.eye(8), 1, axis=1)
+    calls = []
+    res = finetune(trained.checkpoint, rec.emg @ rotation.T.astype(np.float32),
+                   rec.joint_angles, FinetuneSettings(adapter_epochs=8, epochs=0),
+                   progress_cb=lambda e, n, loss: calls.append((e, n)))
+    assert res.accepted and res.error_after < 0.8 * res.error_before, res.message
+    assert calls == [(e, 8) for e in range(1, 9)]
+    old, new = trained.checkpoint.state_dict, res.checkpoint.state_dict
+    assert {k for k in new if not torch.equal(new[k], old[k])} == {"frontend.0.conv.weight"}
+
+
 def test_finetune_unfreezing_last_lstm_trains_it(trained):
     emg, q = calibration_data(seed=12, duration_s=20.0)
-    res = finetune(trained.checkpoint, emg, q, FinetuneSettings(epochs=3,
-                                                                unfreeze_last_lstm=True,
-                                                                min_improvement=-10.0))
+    res = finetune(trained.checkpoint, emg, q, FinetuneSettings(
+        epochs=3, adapter_epochs=0, unfreeze_last_lstm=True, min_improvement=-10.0))
     assert res.accepted
     old, new = trained.checkpoint.state_dict, res.checkpoint.state_dict
     assert not torch.equal(old["lstm.0.weight_hh_l0"], new["lstm.0.weight_hh_l0"])
@@ -136,7 +151,7 @@ def test_finetune_cancel_and_too_little_data(trained):
     with pytest.raises(ValueError, match="expects 8 EMG channels, the stream has 4"):
         finetune(trained.checkpoint, emg[:, :4], q)
     n = len(q)
-    masked = finetune(trained.checkpoint, emg, q, FinetuneSettings(epochs=1),
+    masked = finetune(trained.checkpoint, emg, q, FinetuneSettings(epochs=1, adapter_epochs=1),
                       label_mask=(np.arange(n) < n // 4) | (np.arange(n) >= n // 2))
     assert masked.seconds_used == pytest.approx(7.5, abs=0.1)
 
@@ -156,7 +171,7 @@ def test_finetune_in_a_thread_while_inference_runs(trained):
     got = [p.values for p in (live.push(c) for c in np.array_split(stream, 100))
            if p is not None]
     worker.join(timeout=120)
-    assert not worker.is_alive() and out["res"].epochs_run == 20
+    assert not worker.is_alive() and out["res"].epochs_run == 20 + 10  # adapter + head
     assert len(got) == len(expected)
     assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(got, expected))
 
