@@ -1,8 +1,15 @@
+import os
 from glob import glob
 
 from setuptools import find_packages, setup
 
 package_name = "emg_pose_node"
+
+
+def files(pattern):
+    # A model deleted from models/ leaves a dangling link in a --symlink-install build tree.
+    return sorted(p for p in glob(pattern) if os.path.isfile(p))
+
 
 setup(
     name=package_name,
@@ -11,7 +18,8 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
-        ("share/" + package_name + "/models", glob("models/*.safetensors") + glob("models/*.md")),
+        ("share/" + package_name + "/models", files("models/*.safetensors") + files("models/*.md")
+         + files("models/*.json") + files("models/*.png")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,
