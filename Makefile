@@ -49,7 +49,7 @@ BUILD_STAMP := install/.emg_hand-built
 BUILD_INPUTS := $(shell find src $(wildcard pip_env) launch config cmake -type f \
 	-not -path '*/__pycache__/*' -not -name '*.pyc' -not -name '*~' 2>/dev/null)
 
-.PHONY: help setup build test lint demo bench clean distclean lock
+.PHONY: help setup build test lint demo bench clean distclean lock default-model
 
 help:
 	@echo "make demo     run the simulated armband -> pose -> controller demo"
@@ -58,6 +58,7 @@ help:
 	@echo "make bench    run the benchmarks; BENCH_QUICK=1 for a short run"
 	@echo "make lint     ruff only"
 	@echo "make lock     re-resolve requirements/constraints.txt (pip mode)"
+	@echo "make default-model  regenerate the shipped default model from simulator data (~7 min)"
 	@echo "make clean    remove build/ install/ log/;  make distclean: also .venv"
 	@echo "mode: $(EMG_HAND_ROS)  (EMG_HAND_ROS=pip|ros to override)"
 
@@ -105,6 +106,17 @@ demo: $(BUILD_STAMP)
 bench: $(BUILD_STAMP)
 	@if [ ! -f bench/run_all.py ]; then echo "make bench: no benchmarks yet" >&2; exit 2; fi
 	@$(WITH_ENV) python bench/run_all.py
+
+# The shipped default model: 600 s of the simulated armband (wearer a, seed 0), then the
+# training command with --preset default (deterministic for a given torch build; ~7 min).
+DEFAULT_MODEL_DIR := src/emg_pose_node/models
+default-model: $(BUILD_STAMP)
+	@mkdir -p build/default-model
+	@$(WITH_ENV) python -m emg_driver.sim_record --seconds 600 --seed 0 --wearer a \
+		-o build/default-model/sim_a_600s_seed0.h5
+	@$(WITH_ENV) python -m emg_pose_node.cli train build/default-model/sim_a_600s_seed0.h5 \
+		--preset default --no-progress --out $(DEFAULT_MODEL_DIR)/default.safetensors \
+		--report-dir $(DEFAULT_MODEL_DIR)
 
 lock:
 	@tmp=$$(mktemp -d) && "$(BOOT_PYTHON)" -m venv "$$tmp/v" && \
