@@ -97,7 +97,15 @@ def run(live_s: float, calibration_s: float) -> dict:
             10, "goal response")
         result = wait_future(handle.get_result_async(), calibration_s + 300, "result").result
         t_end = time.monotonic()
-        gaps = np.diff(poses.receive_times)
+        received = np.asarray(poses.receive_times)
+        gaps = np.diff(received)
+        # The same gaps in the poses' stamps (EMG acquisition time): a gap there was made in
+        # the pose node; a gap only in receive times was made on the way (or here).
+        stamps = np.array([m.header.stamp.sec + m.header.stamp.nanosec / NS
+                           for m in poses.messages])
+        worst = int(np.argmax(gaps)) if len(gaps) else 0
+        phase_at_worst = max((ph for t, ph in phases if t <= received[worst]), default=-1) \
+            if len(gaps) else -1
         training = [t for t, ph in phases if ph == Calibrate.Feedback.PHASE_TRAINING]
         finetune_s = t_end - training[0] if training else float("nan")
         return {
@@ -109,6 +117,12 @@ def run(live_s: float, calibration_s: float) -> dict:
                 "duration_s": calibration_s, "success": result.success,
                 "message": result.message, "swapped": result.model_swapped,
                 "longest_gap_ms": float(gaps.max() * 1e3) if len(gaps) else float("nan"),
+                "longest_stamp_gap_ms": float(np.diff(stamps).max() * 1e3)
+                if len(stamps) > 1 else float("nan"),
+                "gaps_over_3_periods": int(np.sum(gaps > 3.0 / RATE_HZ)),
+                "longest_gap_phase": int(phase_at_worst),
+                "longest_gap_after_goal_s": float(received[worst] - phases[0][0])
+                if len(gaps) and phases else float("nan"),
                 "period_ms": 1e3 / RATE_HZ, "finetune_wall_s": finetune_s,
                 "error_before_deg": float(np.degrees(result.error_before_rad)),
                 "error_after_deg": float(np.degrees(result.error_after_rad)),
@@ -153,7 +167,10 @@ def main() -> int:
         value = f["value"] if isinstance(f["value"], str) else f"{f['value']:.2f}"
         print(f"{f['what']:<78} {value:>14} {f['unit']}" + (f"  (target {f['target']})"
                                                              if "target" in f else ""))
-    print(f"calibration: {c['message']}")
+    print(f"calibration: {c['message']}; longest gap {c['longest_gap_ms']:.0f} ms (in the "
+          f"stamps {c['longest_stamp_gap_ms']:.0f} ms) {c['longest_gap_after_goal_s']:.1f} s "
+          f"after the goal, phase {c['longest_gap_phase']}; {c['gaps_over_3_periods']} gaps "
+          "over 3 periods")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({

@@ -355,8 +355,9 @@ class EmgPoseNode(Node):
         window = int(math.ceil(ckpt.window_s * ckpt.sample_rate_hz)) + 64
         history = self._history
         if history is not None and history.filled:
-            samples = history.latest(history.filled)
-            first = history.newest_index - history.filled + 1
+            skip = model.predictor.alignment_skip(history.filled)
+            samples = history.latest(history.filled - skip)
+            first = history.newest_index - history.filled + 1 + skip
             try:  # prime the new model with the last window: no publish gap at the swap
                 model.predictor.push(np.array(samples), first_sample_index=first)
             except ValueError:
@@ -471,8 +472,12 @@ class EmgPoseNode(Node):
                 self._last_published_index = None
             history.push(c.samples, c.first_index, c.stamp_ns, c.rate_hz)
             self._stamps.append((c.first_index, c.stamp_ns, c.rate_hz))
+            samples, first = c.samples, c.first_index
+            if predictor.fresh:  # a stream starts: make predictions fall on chunk ends
+                skip = predictor.alignment_skip(len(samples))
+                samples, first = samples[skip:], first + skip
             try:
-                prediction = predictor.push(c.samples, first_sample_index=c.first_index)
+                prediction = predictor.push(samples, first_sample_index=first)
             except ValueError as err:  # the guard already filters these; keep running
                 self._report(f"inference refused a chunk: {err}")
                 predictor.reset()

@@ -119,6 +119,21 @@ class StreamingPredictor:
         return self.checkpoint.network.frame_stride / self.checkpoint.model_rate_hz
 
     @property
+    def fresh(self) -> bool:
+        """True until the first samples after a reset (the start of a stream)."""
+        return self._input_seen == 0
+
+    def alignment_skip(self, block_len: int) -> int:
+        """Samples to leave out at the start of a fresh stream whose first block has
+        ``block_len`` samples so that a prediction falls on that block's last sample, and on
+        every later chunk's last sample when chunks are a multiple of the frame stride: each
+        chunk then gives a prediction from its newest sample, not from a few samples before
+        it (lower latency)."""
+        d = self.checkpoint.preprocess.decimation
+        stride = self.checkpoint.network.frame_stride * d
+        return (block_len - self.checkpoint.network.frame_receptive_field * d) % stride
+
+    @property
     def gaps(self) -> int:
         """Number of stream gaps (dropped samples) that caused a reset."""
         return self._gaps

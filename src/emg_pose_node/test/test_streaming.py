@@ -40,6 +40,42 @@ def test_stream_equals_offline_path_with_filters_and_decimation(decimation):
     assert predictor.update_period_s == pytest.approx(4 * decimation / 500.0)
 
 
+@pytest.mark.parametrize("frontend,kernel,pool,decimation,chunk,skip",
+                         [("log_power", 9, 5, 1, 5, 2),  # the default model's geometry
+                          ("log_power", 9, 5, 1, 10, 2), ("conv", 4, 2, 2, 8, 6)])
+def test_aligned_stream_predicts_from_each_chunks_newest_sample(frontend, kernel, pool,
+                                                                decimation, chunk, skip):
+    """The live node leaves alignment_skip samples out at a stream start: every chunk (a
+    multiple of the frame stride) then yields a prediction ending on its last sample."""
+    from dataclasses import replace
+
+    from emg_pose_node.checkpoint import Checkpoint
+    from emg_pose_node.network import EMGToPose, NetworkConfig, aligned_window
+
+    base = make_checkpoint()
+    channels = (8,) if frontend == "log_power" else (8, 8)
+    net = NetworkConfig(in_channels=3, frontend=frontend, kernel_size=kernel, pool=pool,
+                        window=aligned_window(60, frontend, channels, kernel, pool),
+                        conv_channels=channels, lstm_hidden=8, fc_hidden=8)
+    ckpt = Checkpoint.from_model(EMGToPose(net).eval(),
+                                 replace(base.preprocess, decimation=decimation))
+    predictor = StreamingPredictor(ckpt)
+    emg = synthetic_recording(duration_s=1.0, sample_rate_hz=500.0, channels=3).emg
+    start = 1000  # stream index of the first sample
+    assert predictor.fresh
+    assert predictor.alignment_skip(chunk) == skip
+    first = predictor.push(emg[skip:chunk], first_sample_index=start + skip)
+    assert not predictor.fresh
+    ends = [] if first is None else [first.stream_index]
+    for i in range(chunk, len(emg) - chunk + 1, chunk):
+        pred = predictor.push(emg[i:i + chunk], first_sample_index=start + i)
+        assert pred is not None or not ends  # once warm, every chunk gives a pose
+        if pred is not None:
+            assert pred.stream_index == start + i + chunk - 1
+            ends.append(pred.stream_index)
+    assert len(ends) > 10
+
+
 def test_gap_resets_and_bad_input_is_refused(tmp_path):
     ckpt = make_checkpoint()
     rec = synthetic_recording(duration_s=0.5, sample_rate_hz=500.0, channels=3)
