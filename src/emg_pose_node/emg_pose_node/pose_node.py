@@ -475,7 +475,8 @@ class EmgPoseNode(Node):
             samples, first = c.samples, c.first_index
             if predictor.fresh:  # a stream starts: make predictions fall on chunk ends
                 skip = predictor.alignment_skip(len(samples))
-                samples, first = samples[skip:], first + skip
+                if skip < len(samples):  # (else: chunks too short to align; never mind)
+                    samples, first = samples[skip:], first + skip
             try:
                 prediction = predictor.push(samples, first_sample_index=first)
             except ValueError as err:  # the guard already filters these; keep running
