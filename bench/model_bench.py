@@ -8,8 +8,8 @@
   complete one new frame (one new prediction; preprocessing included, kinematics not),
   PyTorch vs ONNX Runtime, 1 and 2 threads; plus the full-window model call (no frame
   cache) in PyTorch, TorchScript and ONNX Runtime, the basis of the export choice.
-* Fine-tune time: :func:`finetune` with default settings on 120 s of 500 Hz calibration
-  data (head only, and with the last LSTM layer unfrozen).
+* Fine-tune time: :func:`finetune` on 120 s of 500 Hz calibration data: the default
+  (input adapter + head), head only, and (full run) with the last LSTM layer unfrozen.
 * Training throughput: windows per second of the training step (forward, backward, AdamW).
 
 The model is ``--checkpoint`` or the shipped default (``src/emg_pose_node/models/
@@ -129,15 +129,15 @@ def time_full_window(ckpt: Checkpoint, kind: str, threads: int, updates: int) ->
     return percentiles(times)
 
 
-def time_finetune(ckpt: Checkpoint, seconds: float, unfreeze: bool, threads: int) -> dict:
+def time_finetune(ckpt: Checkpoint, seconds: float, settings: FinetuneSettings,
+                  threads: int) -> dict:
     torch.set_num_threads(threads)
     rec = synthetic_recording(duration_s=seconds, sample_rate_hz=ckpt.sample_rate_hz,
                               channels=ckpt.in_channels, seed=9)
     gains = np.linspace(0.6, 1.6, ckpt.in_channels, dtype=np.float32)
     targets = rec.targets(ckpt.output, ckpt.output_names if ckpt.output == "values" else ())
     t0 = time.perf_counter()
-    res = finetune(ckpt, rec.emg * gains, targets,
-                   FinetuneSettings(unfreeze_last_lstm=unfreeze))
+    res = finetune(ckpt, rec.emg * gains, targets, settings)
     return {"seconds": time.perf_counter() - t0, "epochs": res.epochs_run,
             "train_windows": res.train_windows, "heldout_windows": res.heldout_windows,
             "accepted": res.accepted, "error_before": res.error_before,
@@ -215,9 +215,12 @@ def main(argv=None) -> int:
             results["full_window"][f"{kind}_{threads}t"] = r
             rows.append((f"full window (no cache), {kind}, {threads} thread(s)",
                          f"p50 {r['p50_us']:.0f} us, p99 {r['p99_us']:.0f} us"))
-    for unfreeze in ((False,) if args.quick else (False, True)):
-        r = time_finetune(ckpt, 120.0, unfreeze, threads=2)
-        key = "last_lstm" if unfreeze else "head"
+    variants = {"adapter + head, the default": FinetuneSettings(),
+                "head only": FinetuneSettings(adapter_epochs=0)}
+    if not args.quick:
+        variants["adapter + head + last LSTM layer"] = FinetuneSettings(unfreeze_last_lstm=True)
+    for key, settings in variants.items():
+        r = time_finetune(ckpt, 120.0, settings, threads=2)
         results["finetune"][key] = r
         rows.append((f"fine-tune 120 s calibration ({key}, {r['epochs']} epochs, 2 threads)",
                      f"{r['seconds']:.2f} s ({r['train_windows']} windows)"))

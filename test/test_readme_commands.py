@@ -3,7 +3,7 @@ doc/*.md is executed as written (bash -e), from a scratch directory that looks l
 workspace root (scripts/with-env, and demo_output/bag: a bag recorded from the simulator,
 as `make demo` leaves one). Each file a block writes with -o / --out must exist afterwards.
 Blocks that need a ROS 2 install are fenced as plain ```bash; equivalent tests exercise them
-(see doc/launch.md, "Tested")."""
+(README.md, "Development")."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def runnable_blocks() -> list[tuple[str, str]]:
             continue
         for i, match in enumerate(FENCE.finditer(doc.read_text())):
             block = match.group(1)
-            if block not in seen:  # README may carry a copy of doc/launch.md
+            if block not in seen:  # a doc may repeat a README block
                 seen.add(block)
                 blocks.append((f"{doc.name}#{i + 1}", block))
     return blocks
@@ -39,7 +39,7 @@ BLOCKS = runnable_blocks()
 
 
 def test_the_docs_have_runnable_blocks():
-    assert len(BLOCKS) >= 2, "doc/launch.md marks its runnable commands with ```bash runnable"
+    assert len(BLOCKS) >= 2, "README.md marks its runnable commands with ```bash runnable"
 
 
 @pytest.fixture(scope="module")
