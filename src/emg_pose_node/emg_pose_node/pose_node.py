@@ -312,14 +312,19 @@ class EmgPoseNode(Node):
 
     # --- models -----------------------------------------------------------------------
 
+    def _named_model(self, name: str) -> Path:
+        """A plain model name: models_dir first, then the shipped models ('default' is
+        always the shipped one). Raises ValueError for anything but a plain name."""
+        user = model_path(self.models_dir, name, CHECKPOINT_EXTENSION)
+        if name != DEFAULT_MODEL and user.exists():
+            return user
+        return model_path(shipped_models_dir(), name, CHECKPOINT_EXTENSION)
+
     def _resolve_model(self, name: str) -> Path:
-        """'default', a plain name (models_dir first, then the shipped models) or a path."""
+        """The ``model`` parameter: 'default', a plain name or a checkpoint path."""
         if name == DEFAULT_MODEL or ("/" not in name and not name.endswith(CHECKPOINT_EXTENSION)
                                     and validate_model_name(name)):
-            user = model_path(self.models_dir, name, CHECKPOINT_EXTENSION)
-            if name != DEFAULT_MODEL and user.exists():
-                return user
-            return model_path(shipped_models_dir(), name, CHECKPOINT_EXTENSION)
+            return self._named_model(name)
         return Path(name).expanduser()
 
     def _build(self, path: Path, name: str, checkpoint: Checkpoint | None = None) -> _Model:
@@ -611,8 +616,7 @@ class EmgPoseNode(Node):
         try:
             if self._calibrating:
                 raise ValueError("a calibration is running; cancel it first")
-            validate_model_name(name)
-            path = self._resolve_model(name)
+            path = self._named_model(name)  # services take names, never paths
             if not path.exists():
                 raise ValueError(f"no model {name!r} in {self.models_dir} or the shipped models")
             self._swap_to(self._build(path, name))

@@ -216,6 +216,10 @@ def test_save_load_and_missing_model(graph, models):
     assert not r.success and "overwrite" in r.message
     r = node.call(load, LoadModel.Request(name="wearer_a"))
     assert r.success, r.message
+    # a name with the extension is still a name in models_dir, never a path relative to
+    # the node's working directory
+    r = node.call(load, LoadModel.Request(name="wearer_a.safetensors"))
+    assert r.success and r.path == str(models_dir / "wearer_a.safetensors"), r.message
     (models_dir / "broken.safetensors").write_bytes(b"\x00" * 100)
     r = node.call(load, LoadModel.Request(name="broken"))
     assert not r.success and "kept" in r.message
