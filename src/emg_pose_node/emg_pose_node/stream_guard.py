@@ -45,6 +45,7 @@ class EmgStreamGuard:
         self.rate_tolerance = float(rate_tolerance)
         self._next_index: int | None = None
         self._last_stamp_ns: int | None = None
+        self._reset_next = False  # a dropped chunk broke the stream: the next one restarts it
         self.counts: dict[Fault, int] = {f: 0 for f in Fault}
         self.dropped_samples = 0
 
@@ -67,10 +68,12 @@ class EmgStreamGuard:
             # The chunk is lost, so the samples after it do not continue the buffer.
             self._count(Fault.NON_FINITE)
             self.restart()
+            self._reset_next = True
             bad = int(np.count_nonzero(~np.isfinite(samples)))
             return Verdict(False, True, Fault.NON_FINITE, f"{bad} non-finite values in "
                            f"samples {first_index}..{first_index + n - 1}; chunk dropped")
-        verdict = Verdict(True, False)
+        verdict = Verdict(True, self._reset_next)
+        self._reset_next = False
         if self._last_stamp_ns is not None and stamp_ns < self._last_stamp_ns:
             verdict = Verdict(True, True, Fault.TIME_BACKWARDS,
                               f"chunk stamped {(self._last_stamp_ns - stamp_ns) / 1e9:.3f} s "

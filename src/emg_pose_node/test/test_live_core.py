@@ -63,7 +63,8 @@ class TestStreamGuard:
         v = guard.check(5, stamp(5), bad, RATE)
         assert not v.accept and v.reset and v.fault is Fault.NON_FINITE
         v = guard.check(10, stamp(10), chunk(), RATE)
-        assert v.accept and not v.reset  # a new stream starts after the dropped chunk
+        assert v.accept and v.reset and v.fault is None  # a new stream starts after it
+        assert not guard.check(15, stamp(15), chunk(), RATE).reset  # continuous again
 
     @pytest.mark.parametrize("channels, rate, fault", [
         (16, RATE, Fault.CHANNEL_MISMATCH), (8, 2000.0, Fault.RATE_MISMATCH)])
