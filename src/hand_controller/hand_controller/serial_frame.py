@@ -22,6 +22,7 @@ safe posture when no frame arrived for a while (its own watchdog).
 
 from __future__ import annotations
 
+import binascii
 import struct
 from dataclasses import dataclass
 
@@ -38,13 +39,8 @@ _HEADER = struct.Struct("<BBBB")  # version, flags, sequence, n
 
 
 def crc16_ccitt_false(data: bytes, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE ("123456789" -> 0x29B1)."""
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-            crc &= 0xFFFF
-    return crc
+    """CRC-16/CCITT-FALSE ("123456789" -> 0x29B1), the same as emg_driver's frames."""
+    return binascii.crc_hqx(data, crc)
 
 
 @dataclass(frozen=True)
