@@ -652,12 +652,19 @@ def finetune(checkpoint: Checkpoint | EMGToPose, emg: np.ndarray, targets: np.nd
 
     y_train, y_held = y[torch.as_tensor(train_ends)], y[torch.as_tensor(held_ends)]
 
-    def held_error() -> float:
+    def held_error(held: torch.Tensor) -> float:
         with torch.no_grad():
-            pred, true = predict_set(forward, TensorSet(features(held_ends), y_held))
+            pred, true = predict_set(forward, TensorSet(held, y_held))
         return float(np.mean(np.abs(pred - true)))
 
-    error_before = held_error()
+    def stage_progress(offset: int) -> ProgressCallback | None:
+        """Epochs of a stage reported as epochs of the whole fine-tune."""
+        if progress_cb is None:
+            return None
+        return lambda e, _n, loss: progress_cb(offset + e, total_epochs, loss)
+
+    f_held = features(held_ends)  # recomputed only when the backbone changes (the adapter)
+    error_before = error_after = held_error(f_held)
     gen = torch.Generator().manual_seed(s.seed)
     loss_fn = output_loss(checkpoint.output)
     total_epochs = max(0, s.adapter_epochs) + s.epochs
@@ -673,16 +680,16 @@ def finetune(checkpoint: Checkpoint | EMGToPose, emg: np.ndarray, targets: np.nd
                      learning_rate=s.adapter_learning_rate,
                      weight_decay=s.adapter_weight_decay, grad_clip=s.grad_clip,
                      modules_to_train=[], state_module=mixing, generator=gen,
-                     progress_cb=progress_cb and (lambda e, _n, loss: progress_cb(
-                         e, total_epochs, loss)),
-                     should_stop=should_stop)
+                     progress_cb=stage_progress(0), should_stop=should_stop)
         model.fold_input_mixing(mixing.matrix().detach())
         history += result.history
         cancelled = result.cancelled
+        f_held = features(held_ends)
+        error_after = held_error(f_held)
     if not cancelled and s.epochs > 0:
         # The head stage is kept only if it lowers the held-out error further (on a short
         # calibration it can overfit what the adapter already fixed).
-        error_adapted = held_error() if s.adapter_epochs > 0 else math.inf
+        error_adapted = error_after if s.adapter_epochs > 0 else math.inf
         adapted_state = copy.deepcopy(model.state_dict())
         trainable: list[nn.Module] = [model.head]
         if first_layer < net.lstm_layers:
@@ -690,23 +697,21 @@ def finetune(checkpoint: Checkpoint | EMGToPose, emg: np.ndarray, targets: np.nd
         params = [p for mod in trainable for p in mod.parameters()]
         for p in params:
             p.requires_grad_(True)
-        offset = len(history)
         result = fit(forward, params, TensorSet(features(train_ends), y_train), None, loss_fn,
                      epochs=s.epochs, batch_size=s.batch_size, learning_rate=s.learning_rate,
                      weight_decay=s.weight_decay, grad_clip=s.grad_clip,
                      modules_to_train=trainable, state_module=model, generator=gen,
-                     progress_cb=progress_cb and (lambda e, _n, loss: progress_cb(
-                         offset + e, total_epochs, loss)),
-                     should_stop=should_stop)
+                     progress_cb=stage_progress(len(history)), should_stop=should_stop)
         for p in params:
             p.requires_grad_(False)
         history += result.history
         cancelled = result.cancelled
         model.eval()
-        if not cancelled and held_error() >= error_adapted:
+        error_after = held_error(f_held)
+        if not cancelled and error_after >= error_adapted:
             model.load_state_dict(adapted_state)
+            error_after = error_adapted
     model.eval()
-    error_after = held_error()
     accepted = not cancelled and error_after < error_before * (1.0 - s.min_improvement)
     if accepted:
         training = copy.deepcopy(checkpoint.training)
