@@ -338,7 +338,8 @@ class EmgPoseNode(Node):
                              f"({', '.join(checkpoint.output_names)}), not a hand pose")
         predictor = StreamingPredictor(checkpoint, backend=self._p["backend"],
                                        threads=self._p["inference_threads"],
-                                       kinematics=checkpoint.output == "keypoints")
+                                       kinematics=checkpoint.output == "keypoints",
+                                       align_to_chunks=True)
         return _Model(checkpoint, predictor, name, str(path))
 
     def _load_initial_model(self, name: str) -> None:
@@ -360,9 +361,8 @@ class EmgPoseNode(Node):
         window = int(math.ceil(ckpt.window_s * ckpt.sample_rate_hz)) + 64
         history = self._history
         if history is not None and history.filled:
-            skip = model.predictor.alignment_skip(history.filled)
-            samples = history.latest(history.filled - skip)
-            first = history.newest_index - history.filled + 1 + skip
+            samples = history.latest(history.filled)
+            first = history.newest_index - history.filled + 1
             try:  # prime the new model with the last window: no publish gap at the swap
                 model.predictor.push(np.array(samples), first_sample_index=first)
             except ValueError:
@@ -477,13 +477,8 @@ class EmgPoseNode(Node):
                 self._last_published_index = None
             history.push(c.samples, c.first_index, c.stamp_ns, c.rate_hz)
             self._stamps.append((c.first_index, c.stamp_ns, c.rate_hz))
-            samples, first = c.samples, c.first_index
-            if predictor.fresh:  # a stream starts: make predictions fall on chunk ends
-                skip = predictor.alignment_skip(len(samples))
-                if skip < len(samples):  # (else: chunks too short to align; never mind)
-                    samples, first = samples[skip:], first + skip
             try:
-                prediction = predictor.push(samples, first_sample_index=first)
+                prediction = predictor.push(c.samples, first_sample_index=c.first_index)
             except ValueError as err:  # the guard already filters these; keep running
                 self._report(f"inference refused a chunk: {err}")
                 predictor.reset()

@@ -60,7 +60,10 @@ class StreamingPredictor:
 
     def __init__(self, checkpoint: Checkpoint | str | Path, *, backend: str = "torch",
                  threads: int | None = None, channel_names: tuple[str, ...] | None = None,
-                 kinematics: bool = True) -> None:
+                 kinematics: bool = True, align_to_chunks: bool = False) -> None:
+        """``align_to_chunks``: at each stream start (after a reset) leave out the first
+        :meth:`alignment_skip` samples, so that predictions come from each chunk's newest
+        sample (the live node; lower latency)."""
         if not isinstance(checkpoint, Checkpoint):
             checkpoint = load_checkpoint(checkpoint)
         if backend not in BACKENDS:
@@ -69,6 +72,7 @@ class StreamingPredictor:
         self.checkpoint = checkpoint
         self.backend = backend
         self.kinematics = kinematics
+        self.align_to_chunks = align_to_chunks
         self._pre = Preprocessor(checkpoint.preprocess)
         config = checkpoint.network
         if backend == "torch":
@@ -118,17 +122,11 @@ class StreamingPredictor:
         """Seconds of EMG between predictions (one frame stride at the model rate)."""
         return self.checkpoint.network.frame_stride / self.checkpoint.model_rate_hz
 
-    @property
-    def fresh(self) -> bool:
-        """True until the first samples after a reset (the start of a stream)."""
-        return self._input_seen == 0
-
     def alignment_skip(self, block_len: int) -> int:
-        """Samples to leave out at the start of a fresh stream whose first block has
-        ``block_len`` samples so that a prediction falls on that block's last sample, and on
-        every later chunk's last sample when chunks are a multiple of the frame stride: each
-        chunk then gives a prediction from its newest sample, not from a few samples before
-        it (lower latency)."""
+        """Samples to leave out at the start of a stream whose first block has ``block_len``
+        samples so that a prediction falls on that block's last sample, and on every later
+        chunk's last sample when chunks are a multiple of the frame stride: each chunk then
+        gives a prediction from its newest sample, not from a few samples before it."""
         d = self.checkpoint.preprocess.decimation
         stride = self.checkpoint.network.frame_stride * d
         return (block_len - self.checkpoint.network.frame_receptive_field * d) % stride
@@ -166,6 +164,13 @@ class StreamingPredictor:
             if self._expected_index is not None and first_sample_index != self._expected_index:
                 self._gaps += 1
                 self.reset()
+        if self.align_to_chunks and self._input_seen == 0:
+            skip = self.alignment_skip(len(x))
+            if skip < len(x):  # (else: chunks too short to align; never mind)
+                x = x[skip:]
+                if first_sample_index is not None:
+                    first_sample_index += skip
+        if first_sample_index is not None:
             if self._index_base is None:
                 self._index_base = int(first_sample_index) - self._input_seen
             self._expected_index = int(first_sample_index) + len(x)

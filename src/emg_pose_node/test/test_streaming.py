@@ -45,8 +45,9 @@ def test_stream_equals_offline_path_with_filters_and_decimation(decimation):
                           ("log_power", 9, 5, 1, 10, 2), ("conv", 4, 2, 2, 8, 6)])
 def test_aligned_stream_predicts_from_each_chunks_newest_sample(frontend, kernel, pool,
                                                                 decimation, chunk, skip):
-    """The live node leaves alignment_skip samples out at a stream start: every chunk (a
-    multiple of the frame stride) then yields a prediction ending on its last sample."""
+    """align_to_chunks (the live node) leaves alignment_skip samples out at a stream start:
+    every chunk (a multiple of the frame stride) then yields a prediction ending on its last
+    sample, also after a gap restarts the stream."""
     from dataclasses import replace
 
     from emg_pose_node.checkpoint import Checkpoint
@@ -59,21 +60,19 @@ def test_aligned_stream_predicts_from_each_chunks_newest_sample(frontend, kernel
                         conv_channels=channels, lstm_hidden=8, fc_hidden=8)
     ckpt = Checkpoint.from_model(EMGToPose(net).eval(),
                                  replace(base.preprocess, decimation=decimation))
-    predictor = StreamingPredictor(ckpt)
-    emg = synthetic_recording(duration_s=1.0, sample_rate_hz=500.0, channels=3).emg
-    start = 1000  # stream index of the first sample
-    assert predictor.fresh
+    predictor = StreamingPredictor(ckpt, align_to_chunks=True)
     assert predictor.alignment_skip(chunk) == skip
-    first = predictor.push(emg[skip:chunk], first_sample_index=start + skip)
-    assert not predictor.fresh
-    ends = [] if first is None else [first.stream_index]
-    for i in range(chunk, len(emg) - chunk + 1, chunk):
-        pred = predictor.push(emg[i:i + chunk], first_sample_index=start + i)
-        assert pred is not None or not ends  # once warm, every chunk gives a pose
-        if pred is not None:
-            assert pred.stream_index == start + i + chunk - 1
-            ends.append(pred.stream_index)
-    assert len(ends) > 10
+    emg = synthetic_recording(duration_s=1.0, sample_rate_hz=500.0, channels=3).emg
+    ends = []
+    for start in (1000, 5000):  # a stream, then after a gap (the predictor resets itself)
+        for i in range(0, len(emg) - chunk + 1, chunk):
+            pred = predictor.push(emg[i:i + chunk], first_sample_index=start + i)
+            if pred is not None:
+                assert pred.stream_index == start + i + chunk - 1
+                ends.append(pred.stream_index)
+            elif ends and ends[-1] > start:
+                raise AssertionError(f"no pose from the chunk at {start + i} once warm")
+    assert predictor.gaps == 1 and sum(e > 5000 for e in ends) > 10
 
 
 def test_gap_resets_and_bad_input_is_refused(tmp_path):
