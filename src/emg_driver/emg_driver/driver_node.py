@@ -66,7 +66,7 @@ class EmgDriverNode(LifecycleNode):
         self._prompt_pose = ""
         self._timer = None
         self._problem = ""  # why the node is not streaming (for /diagnostics)
-        self._stats = {"chunks": 0, "samples": 0, "gaps": 0, "gap_samples": 0}
+        self._stats = {"chunks": 0, "samples": 0, "gaps": 0}
         self._next_index: int | None = None
         self._period_samples = 0
         self._period_start = time.monotonic()
@@ -307,7 +307,6 @@ class EmgDriverNode(LifecycleNode):
             with self._stats_lock:
                 if self._next_index is not None and chunk.first_index != self._next_index:
                     self._stats["gaps"] += 1
-                    self._stats["gap_samples"] += max(0, chunk.first_index - self._next_index)
                 self._next_index = chunk.end_index
                 self._stats["chunks"] += 1
                 self._stats["samples"] += chunk.num_samples
@@ -324,7 +323,7 @@ class EmgDriverNode(LifecycleNode):
     # --- diagnostics ------------------------------------------------------------------
 
     def _reset_stats(self) -> None:
-        self._stats = {"chunks": 0, "samples": 0, "gaps": 0, "gap_samples": 0}
+        self._stats = {"chunks": 0, "samples": 0, "gaps": 0}
         self._last_counts = {}
 
     def _publish_diagnostics(self) -> None:

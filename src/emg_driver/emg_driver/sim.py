@@ -39,7 +39,6 @@ Splitting a run into calls of any sizes gives the same samples as one call.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -593,23 +592,9 @@ class ArmbandSimulator:
         )
 
 
-def make_simulator(sample_rate_hz: float = 500.0, num_channels: int = 8, seed: int = 0,
-                   electrode_shift: float = 0.0, channel_gains: Sequence[float] | None = None,
-                   noise_v: float = 4.0e-6, line_noise_hz: float = 0.0,
-                   line_noise_v: float = 20.0e-6, amplitude_scale: float = 1.0) -> ArmbandSimulator:
-    """An :class:`ArmbandSimulator` from flat settings (what the node's parameters carry)."""
-    wearer = WearerConfig(electrode_shift=float(electrode_shift),
-                          channel_gains=tuple(channel_gains) if channel_gains else None,
-                          amplitude_scale=float(amplitude_scale))
-    cfg = SimConfig(sample_rate_hz=float(sample_rate_hz), num_channels=int(num_channels),
-                    wearer=wearer, noise_v=float(noise_v), line_noise_hz=float(line_noise_hz),
-                    line_noise_v=float(line_noise_v))
-    return ArmbandSimulator(cfg, seed=seed)
-
-
 __all__ = [
     "EXTENSOR_MUSCLES", "FLEXOR_MUSCLES", "MUSCLES", "MUSCLE_NAMES", "WEARER_A", "WRIST_MOVES",
     "ArmbandSimulator", "MotionConfig", "MotionGenerator", "Muscle", "SimConfig", "SimOutput",
-    "WearerConfig", "channel_names_for", "make_simulator", "mixing_matrix", "muscle_drive",
+    "WearerConfig", "channel_names_for", "mixing_matrix", "muscle_drive",
     "wearer_b",
 ]

@@ -43,7 +43,6 @@ CONTROLLER_OUTPUTS = ("forward_position", "joint_trajectory", "serial", "none")
 CONTROLLER_PROFILES = ("prosthetic_6", "four_finger_16", "human")
 LOG_LEVELS = ("debug", "info", "warn", "error")
 RECORDERS = ("auto", "ros2_bag", "emg_hand_bag")
-PLAYERS = RECORDERS
 
 # Parameter file of each of our nodes, in share/emg_hand_bringup/config.
 CONFIG_FILES = {

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from .data import DataError, load_recording
@@ -254,12 +253,6 @@ def export_main(argv: list[str] | None = None) -> int:
     diff = float(np.abs(OnnxFullModel(path).run(x.numpy()) - ref).max())
     print(f"wrote {path}; max |onnx - torch| = {diff:.2e}")
     return 0 if diff <= 1e-4 else 1
-
-
-def _settings_fields() -> list[str]:  # for docs/tests: every flag maps onto a field
-    from .training import TrainSettings
-
-    return [f.name for f in fields(TrainSettings)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .hand_model import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, NUM_KEYPOINTS, forward_kinematics
+from .hand_model import JOINT_NAMES, NUM_JOINTS, NUM_KEYPOINTS, forward_kinematics
 
 FINGER_VALUE_NAMES = ("thumb", "index", "middle", "ring", "pinky")
 MICROVOLT = 1e-6
@@ -614,15 +614,3 @@ def load_recording(path: str | Path, format: str = "auto", channels: list[str] |
     else:
         raise DataError(f"unknown format {fmt!r}; expected one of {FORMATS}")
     return rec.select_channels(channels) if channels else rec
-
-
-def joint_angles_from_mapping(names: list[str], positions: np.ndarray) -> np.ndarray:
-    """Reorder joint positions given by name into :data:`JOINT_NAMES` order (20,)."""
-    missing = [j for j in JOINT_NAMES if j not in names]
-    if missing:
-        raise DataError(f"joint names missing: {missing}")
-    out = np.empty(NUM_JOINTS)
-    lookup = {n: i for i, n in enumerate(names)}
-    for j, i in JOINT_INDEX.items():
-        out[i] = positions[lookup[j]]
-    return out

@@ -330,10 +330,6 @@ class FrameCache:
         self._frames: np.ndarray | None = None  # last num_frames frames (T, F)
         self._seen = 0  # model-rate samples since reset
 
-    @property
-    def samples_seen(self) -> int:
-        return self._seen
-
     def push(self, x: np.ndarray) -> tuple[np.ndarray | None, int]:
         """New samples (C, n) -> (output of the newest complete window or None, its last
         sample's index since reset or -1)."""

@@ -24,7 +24,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
@@ -750,7 +750,3 @@ def _normalise(ckpt: Checkpoint, filtered: np.ndarray) -> np.ndarray:
     from .preprocessing import Preprocessor
 
     return Preprocessor(ckpt.preprocess).normalise(filtered)
-
-
-def settings_with(settings: TrainSettings, **overrides) -> TrainSettings:
-    return replace(settings, **overrides)

@@ -17,8 +17,6 @@ import numpy as np
 from .data import DataError, Recording
 from .preprocessing import PreprocessConfig, Preprocessor, model_rate_indices
 
-SPLITS = ("train", "val", "test")
-
 
 @dataclass
 class Prepared:

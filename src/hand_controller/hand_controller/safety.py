@@ -202,10 +202,6 @@ class ControllerCore:
         self.state = State.ACTIVE
         return self._command(self.profile.retarget(q), t_s)
 
-    def on_input_angles(self, q: np.ndarray, t_s: float) -> Command | None:
-        """Like :meth:`on_input` for angles already in JOINT_NAMES order."""
-        return self.on_input((), q, t_s)
-
     # --- time ---------------------------------------------------------------------------
     def stale(self, t_s: float) -> bool:
         since = self._last_input_t if self._last_input_t is not None else self._enabled_t
