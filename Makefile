@@ -58,7 +58,7 @@ help:
 	@echo "make bench    run the benchmarks; BENCH_QUICK=1 for a short run"
 	@echo "make lint     ruff only"
 	@echo "make lock     re-resolve requirements/constraints.txt (pip mode)"
-	@echo "make default-model  regenerate the shipped default model from simulator data (~7 min)"
+	@echo "make default-model  regenerate the shipped default model from simulator data (~5 min)"
 	@echo "make clean    remove build/ install/ log/;  make distclean: also .venv"
 	@echo "mode: $(EMG_HAND_ROS)  (EMG_HAND_ROS=pip|ros to override)"
 
@@ -92,23 +92,17 @@ build: $(BUILD_STAMP)
 lint: $(VENV_STAMP)
 	@"$(VENV)/bin/ruff" check .
 
-test: $(BUILD_STAMP)
-	@"$(VENV)/bin/ruff" check .
+test: lint $(BUILD_STAMP)
 	@$(WITH_ENV) python -m pytest $(PYTEST_ARGS)
 
 demo: $(BUILD_STAMP)
-	@if [ ! -f scripts/demo.py ]; then \
-		echo "make demo: not available yet: the demo (launch files, the pose node and the"; \
-		echo "default model) is still being built; see the README's status section." >&2; \
-		exit 2; fi
 	@$(WITH_ENV) python scripts/demo.py
 
 bench: $(BUILD_STAMP)
-	@if [ ! -f bench/run_all.py ]; then echo "make bench: no benchmarks yet" >&2; exit 2; fi
 	@$(WITH_ENV) python bench/run_all.py
 
 # The shipped default model: 600 s of the simulated armband (wearer a, seed 0), then the
-# training command with --preset default (deterministic for a given torch build; ~7 min).
+# training command with --preset default (deterministic for a given torch build; ~5 min).
 DEFAULT_MODEL_DIR := src/emg_pose_node/models
 default-model: $(BUILD_STAMP)
 	@mkdir -p build/default-model
