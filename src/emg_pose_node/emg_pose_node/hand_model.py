@@ -234,8 +234,13 @@ _KEYPOINT_FRAME = {j.keypoint: j.child for j in KINEMATIC_TREE if j.keypoint is 
 
 def forward_kinematics(q: np.ndarray) -> np.ndarray:
     """Joint angles to keypoints: (..., 20) [rad] -> (..., 21, 3) [m] in ``hand_base``."""
-    frames = forward_kinematics_frames(q)
-    batch = np.asarray(q).shape[:-1]
+    return keypoints_from_frames(forward_kinematics_frames(q))
+
+
+def keypoints_from_frames(frames: dict[str, tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The 21 keypoints (..., 21, 3) [m] of :func:`forward_kinematics_frames`' result (for a
+    caller that needs the frames too)."""
+    batch = frames[HAND_FRAME][1].shape[:-1]
     out = np.zeros(batch + (NUM_KEYPOINTS, 3))
     for name, frame in _KEYPOINT_FRAME.items():
         out[..., KEYPOINT_INDEX[name], :] = frames[frame][1]

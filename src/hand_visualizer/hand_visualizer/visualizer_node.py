@@ -29,6 +29,7 @@ from emg_pose_node.hand_model import (
     KEYPOINT_NAMES,
     forward_kinematics,
     forward_kinematics_frames,
+    keypoints_from_frames,
 )
 
 from .markers import (
@@ -154,8 +155,7 @@ class HandVisualizer(Node):
     def _frame(self, name: str) -> str:
         return self._p["frame_prefix"] + name
 
-    def _fingertip_tf(self, q: np.ndarray, stamp) -> None:
-        frames = forward_kinematics_frames(q)
+    def _fingertip_tf(self, frames: dict, stamp) -> None:
         prefix = self._p["frame_prefix"] + self._p["fingertip_frame_prefix"]
         self.tf.send([transform(self._frame(HAND_FRAME), prefix + tip, stamp, frames[tip][1],
                                 quaternion_from_matrix(frames[tip][0]))
@@ -219,13 +219,16 @@ class HandVisualizer(Node):
             self._reject("hand/joint_states", exc)
             return
         stamp = self._stamp(msg.header)
+        frames = None  # forward kinematics once per message, for TF and markers
         if self._p["publish_fingertip_tf"]:
-            self._fingertip_tf(q, stamp)
+            frames = forward_kinematics_frames(q)
+            self._fingertip_tf(frames, stamp)
         now = self.get_clock().now().nanoseconds * 1e-9
         if now - self._last_keypoints_s > self._p["keypoints_timeout_s"] and \
                 self._due("prediction"):
-            self._publish_hand(forward_kinematics(q), "prediction", PREDICTION_RGBA, HAND_FRAME,
-                               stamp)
+            keypoints = keypoints_from_frames(
+                frames if frames is not None else forward_kinematics_frames(q))
+            self._publish_hand(keypoints, "prediction", PREDICTION_RGBA, HAND_FRAME, stamp)
 
     def _on_reference(self, msg: JointState) -> None:
         self.counts["reference"] += 1
