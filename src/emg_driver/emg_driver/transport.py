@@ -26,11 +26,19 @@ STANDARD_BAUD_RATES: tuple[int, ...] = tuple(sorted(set(serial.Serial.BAUDRATES)
     250000, 500000, 1000000, 2000000, 3000000, 4000000}))
 
 
+def baud_rate_problem(baud_rate: int) -> str | None:
+    """Why ``baud_rate`` is not a standard serial rate, or None."""
+    if int(baud_rate) in STANDARD_BAUD_RATES:
+        return None
+    return ("not a standard serial rate; use one of "
+            f"{', '.join(str(b) for b in STANDARD_BAUD_RATES if b >= 9600)}")
+
+
 def check_baud_rate(baud_rate: int) -> None:
     """Raise ValueError unless ``baud_rate`` is a standard serial rate."""
-    if int(baud_rate) not in STANDARD_BAUD_RATES or baud_rate <= 0:
-        raise ValueError(f"baud_rate {baud_rate} is not a standard serial rate; use one of "
-                         f"{', '.join(str(b) for b in STANDARD_BAUD_RATES if b >= 9600)}")
+    problem = baud_rate_problem(baud_rate)
+    if problem:
+        raise ValueError(f"baud_rate {baud_rate} is {problem}")
 
 
 def describe_open_error(port: str, exc: BaseException) -> str:
