@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from .stream import channel_names_for
+
 MYO_SAMPLE_RATE_HZ = 200.0
 UV = 1.0e-6
 FORMATS = ("emg2pose", "eeg_emg_csv", "merged_csv", "brainflow", "myo_txt")
@@ -175,7 +177,7 @@ def read_brainflow(path: str | Path) -> Recording:
         k = np.searchsorted(p_t, t_ms, side="right") - 1  # prompt shown at or before t
         target = np.where(k[:, None] >= 0, p_f[np.clip(k, 0, None)], np.nan)
         extras["prompt"] = target.astype(np.float32)
-    names = [f"ch_{k + 1}" for k in range(len(chans))]
+    names = channel_names_for(len(chans))
     return Recording(emg, rate, names, (t_ms - t_ms[0]) * 1e-3, format="brainflow",
                      path=str(path), extras=extras, nonfinite_replaced=bad)
 
@@ -190,7 +192,7 @@ def read_myo_txt(path: str | Path, scale_v_per_unit: float = 1.0e-6,
     counts = data[:, :-1]
     emg, bad = _finite(counts * scale_v_per_unit)
     n = len(emg)
-    names = [f"ch_{k + 1}" for k in range(counts.shape[1])]
+    names = channel_names_for(counts.shape[1])
     return Recording(emg, float(sample_rate_hz), names, np.arange(n) / sample_rate_hz,
                      format="myo_txt", path=str(path),
                      extras={"label": data[:, -1].astype(np.int16)},
@@ -245,7 +247,7 @@ def read_emg2pose_h5(path: str | Path, start_s: float = 0.0,
         rate = 1.0 / dt
     channels = attrs.get("channel_names")
     if not channels or len(channels) != emg.shape[1]:
-        channels = [f"ch_{k + 1}" for k in range(emg.shape[1])]
+        channels = channel_names_for(emg.shape[1])
     return Recording(emg, float(rate), list(channels), t - (t[0] if len(t) else 0.0),
                      joint_angles=joints, format="emg2pose", path=str(path), attrs=attrs,
                      nonfinite_replaced=bad)
@@ -388,7 +390,7 @@ def write_emg2pose_h5(path: str | Path, emg: np.ndarray, joint_angles: np.ndarra
                       attrs: dict[str, Any] | None = None) -> Path:
     """Write a whole recording in the emg2pose layout; returns the path."""
     emg = np.asarray(emg)
-    names = list(channel_names) if channel_names else [f"ch_{k + 1}" for k in range(emg.shape[1])]
+    names = list(channel_names) if channel_names else channel_names_for(emg.shape[1])
     with Emg2PoseWriter(path, sample_rate_hz, names, attrs) as w:
         w.append(emg, joint_angles)
     return Path(path)

@@ -46,6 +46,8 @@ import numpy as np
 from emg_pose_node.hand_model import JOINT_INDEX, JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
 from emg_pose_node.poses import NAMED_POSES, REST
 
+from .stream import channel_names_for
+
 NUM_JOINTS = len(JOINT_NAMES)
 
 # --- muscles --------------------------------------------------------------------------
@@ -212,11 +214,6 @@ class SimConfig:
         d.update({f"wearer_{k}": v for k, v in w.items()})
         d.update({f"motion_{k}": v for k, v in m.items()})
         return d
-
-
-def channel_names_for(num_channels: int) -> list[str]:
-    """Default channel names ch_1 .. ch_N."""
-    return [f"ch_{k + 1}" for k in range(num_channels)]
 
 
 # --- motion ---------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from .clock import SampleClock, StreamIndexer, counters_from_times
 from .protocols import BinaryConfig, Decoder, TextConfig, make_decoder
 from .replay import Recording
 from .sim import ArmbandSimulator
-from .stream import Chunk, Chunker
+from .stream import Chunk, Chunker, channel_names_for
 from .transport import SerialReader
 
 # --- pulled sources -------------------------------------------------------------------
@@ -177,7 +177,7 @@ class SerialSource:
         self.sample_rate_hz = float(config.sample_rate_hz)
         self.decoder: Decoder = make_decoder(config.protocol, config.text, config.binary)
         self.num_channels = self.decoder.num_channels
-        self.channel_names = [f"ch_{k + 1}" for k in range(self.num_channels)]
+        self.channel_names = channel_names_for(self.num_channels)
         self.has_reference = False
         self.chunk_len = int(config.chunk_len)
         # a stream that stops must not hold its last samples back; short USB stalls must
