@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 
@@ -46,13 +47,16 @@ class _Stop(Exception):
     pass
 
 
-def _raise_stop(_signum, _frame) -> None:
-    raise _Stop
-
-
-def _spin_until(executor: SingleThreadedExecutor, future, timeout_s: float | None) -> bool:
+def _spin_until(executor: SingleThreadedExecutor, future, timeout_s: float | None,
+                stop: threading.Event | None = None) -> bool:
+    """Spin until ``future`` is done (True) or ``timeout_s`` passes (False); raise _Stop
+    between spins once ``stop`` is set. A signal handler only sets ``stop``: an exception
+    raised from the handler itself could land inside rclpy's C++ calls and come out as an
+    unrelated error (e.g. a TypeError from taking action feedback)."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while not future.done():
+        if stop is not None and stop.is_set():
+            raise _Stop
         if deadline is not None and time.monotonic() > deadline:
             return False
         executor.spin_once(timeout_sec=0.1)
@@ -75,7 +79,9 @@ def run(argv: Sequence[str]) -> int:
     executor.add_node(node)
     printer = ProgressPrinter()
     goal_handle = None
-    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda _signum, _frame: stop.set())
+                for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         def on_prompt(msg: CalibrationPrompt) -> None:
             line = printer.prompt(msg.phase, msg.pose_name, msg.index, msg.count,
@@ -97,6 +103,8 @@ def run(argv: Sequence[str]) -> int:
         _say(f"waiting for {action} (up to {args.server_timeout_s:g} s)")
         deadline = time.monotonic() + args.server_timeout_s
         while not client.server_is_ready():
+            if stop.is_set():
+                raise _Stop
             if time.monotonic() > deadline:
                 _say(f"no action server {action} after {args.server_timeout_s:g} s: is "
                      "emg_pose running (in this namespace)?")
@@ -105,7 +113,7 @@ def run(argv: Sequence[str]) -> int:
         goal = Calibrate.Goal(**fields)
         _say(f"sending the goal: {describe_goal(fields)}")
         sent = client.send_goal_async(goal, feedback_callback=on_feedback)
-        _spin_until(executor, sent, None)
+        _spin_until(executor, sent, None, stop)
         goal_handle = sent.result()
         if not goal_handle.accepted:
             _say("goal rejected by emg_pose (its log says why: a calibration already running, "
@@ -113,7 +121,7 @@ def run(argv: Sequence[str]) -> int:
             return EXIT_NO_GOAL
         _say("goal accepted")
         result_future = goal_handle.get_result_async()
-        _spin_until(executor, result_future, None)
+        _spin_until(executor, result_future, None, stop)
         result = result_future.result().result
         text, code = format_result(result.success, result.message, result.error_before_rad,
                                    result.error_after_rad, result.model_swapped,
