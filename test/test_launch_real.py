@@ -148,7 +148,8 @@ def test_calibrate(command):
         "exit_after:=true", "rviz:=false", "controller:=false"))
     assert launch.wait(timeout_s=240.0) == 0, launch.output[-4000:]
     out = launch.output
-    for line in ("sending the goal: reference calibration: 4 s", "fine-tuning: epoch 3/3",
+    for line in ("sending the goal: reference calibration: 4 s",
+                 "fine-tuning: epoch 13/13",  # 3 head epochs after the 10 input-adapter ones
                  "calibration done:", "held-out error:", "calibration finished"):
         assert line in out, f"{line!r} missing:\n{out[-4000:]}"
 
