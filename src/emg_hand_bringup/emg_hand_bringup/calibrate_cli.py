@@ -89,7 +89,10 @@ def run(argv: Sequence[str]) -> int:
             if line:
                 _say(line)
 
+        last_feedback = [time.monotonic()]
+
         def on_feedback(message) -> None:
+            last_feedback[0] = time.monotonic()
             f = message.feedback
             line = printer.feedback(f.phase, f.prompt, f.seconds_recorded, f.seconds_total,
                                     f.epoch, f.epochs_total, f.loss)
@@ -122,6 +125,11 @@ def run(argv: Sequence[str]) -> int:
         _say("goal accepted")
         result_future = goal_handle.get_result_async()
         _spin_until(executor, result_future, None, stop)
+        # Feedback and result travel separately: print the feedback sent before the result
+        # (the last epochs) that is still queued, until it pauses for 0.2 s (at most 2 s).
+        drain_end = time.monotonic() + 2.0
+        while time.monotonic() < min(drain_end, last_feedback[0] + 0.2):
+            executor.spin_once(timeout_sec=0.05)
         result = result_future.result().result
         text, code = format_result(result.success, result.message, result.error_before_rad,
                                    result.error_after_rad, result.model_swapped,
