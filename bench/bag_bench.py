@@ -36,7 +36,7 @@ QUICK = os.environ.get("BENCH_QUICK") == "1"
 
 
 def emg_cdr_messages(count: int) -> list[bytes]:
-    from emg_hand_bringup.bag_types import typestore
+    from emg_hand_core.bag_types import typestore
 
     store = typestore()
     EMG = store.types["emg_interfaces/msg/EMG"]

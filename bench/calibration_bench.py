@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from emg_driver.sim import ArmbandSimulator, SimConfig, wearer_b
+from emg_hand_core.recordings import Recording
 from emg_pose_node.checkpoint import load_checkpoint
-from emg_pose_node.data import Recording
 from emg_pose_node.evaluation import evaluate
 from emg_pose_node.training import FinetuneSettings, finetune
 

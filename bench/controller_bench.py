@@ -39,7 +39,7 @@ def percentiles_us(samples_s) -> dict[str, float]:
 
 
 def bench_core(count: int, profile_name: str) -> dict[str, float]:
-    from emg_pose_node.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+    from emg_hand_core.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
     from hand_controller.profile import load_profile, resolve_profile_path
     from hand_controller.safety import ControllerCore
 
@@ -67,10 +67,10 @@ def bench_node(count: int, rate_hz: float, profile_name: str) -> dict[str, dict]
     from sensor_msgs.msg import JointState
     from std_msgs.msg import Float64MultiArray
 
+    from emg_hand_core.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+    from emg_hand_core.poses import NAMED_POSES
     from emg_hand_testing.processes import NodeProcess, ros_args
     from emg_hand_testing.ros import RosTestNode, wait_until
-    from emg_pose_node.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
-    from emg_pose_node.poses import NAMED_POSES
 
     params = {"profile": profile_name, "start_enabled": True, "diagnostics_period_s": 0.2,
               "input_timeout_ms": 600000}

@@ -31,9 +31,6 @@ import json
 import os
 import platform
 import pty
-import random
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -62,33 +59,6 @@ CASES = {
 }
 
 
-def isolate_domain() -> int:
-    try:
-        from emg_hand_testing.domain import isolate_ros_domain
-
-        return isolate_ros_domain()
-    except ImportError:
-        domain = random.randint(100, 232)
-        os.environ["ROS_DOMAIN_ID"] = str(domain)
-        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-        return domain
-
-
-def driver_command(params: dict) -> list[str]:
-    try:
-        from ament_index_python.packages import get_package_prefix
-
-        exe = Path(get_package_prefix("emg_driver")) / "lib" / "emg_driver" / "emg_driver"
-        cmd = [str(exe)]
-    except Exception:  # not installed with colcon: run the module
-        cmd = [sys.executable, "-m", "emg_driver.driver_node"]
-    args = ["--ros-args"]
-    for k, v in params.items():
-        value = ("true" if v else "false") if isinstance(v, bool) else v
-        args += ["-p", f"{k}:={value}"]
-    return cmd + args
-
-
 def make_payload(case: Case, n: int) -> tuple[list[bytes], int]:
     """Pre-encoded writes (so encoding costs nothing during the run) and samples per write."""
     from emg_driver.protocols import encode_frame
@@ -110,6 +80,8 @@ def run_case(case: Case, seconds: float) -> dict:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+    from emg_hand_testing.processes import NodeProcess, ros_args
+    from emg_hand_testing.ros import wait_until
     from emg_interfaces.msg import EMG
 
     master, slave = pty.openpty()
@@ -136,16 +108,14 @@ def run_case(case: Case, seconds: float) -> dict:
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    log = open(f"/tmp/driver_bench_{case.name}.log", "w")
-    proc = subprocess.Popen(driver_command(params), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = NodeProcess("emg_driver", "emg_driver", ros_args(params),
+                       log_path=f"/tmp/driver_bench_{case.name}.log")
     try:
-        deadline = time.monotonic() + 30.0
-        while node.count_publishers("/emg/raw") < 1 or not _matched(node):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"driver did not come up; see {log.name}")
-            time.sleep(0.05)
-        ps = psutil.Process(proc.pid)
+        wait_until(lambda: node.count_publishers("/emg/raw") >= 1 and _matched(node)
+                   or not proc.running(), 30.0, "the driver's emg/raw matched")
+        if not proc.running():
+            raise RuntimeError(f"driver exited; see {proc.log_path}")
+        ps = psutil.Process(proc.process.pid)
         period = per / case.rate_hz
         t0 = time.monotonic() + 0.05
         for k, payload in enumerate(writes):
@@ -166,17 +136,12 @@ def run_case(case: Case, seconds: float) -> dict:
                 break
             time.sleep(0.02)
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        proc.close(timeout_s=10.0)
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
         os.close(master)
         os.close(slave)
-        log.close()
 
     recv = np.array(received, dtype=np.float64).reshape(-1, 3)
     idx = set()
@@ -229,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     seconds = 5.0 if args.quick else args.seconds
-    domain = isolate_domain()
+    from emg_hand_testing.domain import isolate_ros_domain
+
+    domain = isolate_ros_domain()
     cases = list(CASES) if args.case == "all" else [args.case]
     results = []
     for key in cases:

@@ -30,8 +30,6 @@ import os
 import platform
 import select
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -50,47 +48,20 @@ def say(text: str) -> None:
     print(f"demo: {text}", flush=True)
 
 
-def _sigint_default() -> None:  # children must react to SIGINT even if we were started
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # with it ignored (background job)
+def start_process(name: str, cmd: list[str], log_dir: Path):
+    """A command in its own session (so Ctrl-C reaches only this script), its output in
+    ``log_dir/<name>.log`` (emg_hand_testing's process wrapper)."""
+    from emg_hand_testing.processes import Process
+
+    return Process(cmd, name=name, log_path=log_dir / f"{name}.log")
 
 
-class Process:
-    """A command in its own session (so Ctrl-C reaches only this script), output to a log."""
-
-    def __init__(self, name: str, cmd: list[str], log_dir: Path) -> None:
-        self.name = name
-        self.cmd = cmd
-        self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "wb")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.popen = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                      env=env, start_new_session=True,
-                                      preexec_fn=_sigint_default)
-
-    def running(self) -> bool:
-        return self.popen.poll() is None
-
-    def tail(self, lines: int = 15) -> str:
-        text = self.log_path.read_text(errors="replace").splitlines()
-        return "\n".join(f"    {line}" for line in text[-lines:])
-
-    def interrupt(self) -> None:
-        if self.running():
-            self.popen.send_signal(signal.SIGINT)
-
-    def wait(self, timeout_s: float) -> int:
-        """Wait for exit; SIGKILL the whole session after ``timeout_s``."""
-        try:
-            self.popen.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            say(f"{self.name} did not stop within {timeout_s:g} s: killing it")
-            try:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.popen.wait()
-        self._log.close()
-        return self.popen.returncode
+def stop_process(process, timeout_s: float) -> int:
+    """SIGINT (once), SIGKILL after ``timeout_s``; the log stays."""
+    code = process.close(timeout_s)
+    if process.killed:
+        say(f"{process.name} did not stop within {timeout_s:g} s: killed it")
+    return code
 
 
 class PtyHand:
@@ -145,11 +116,9 @@ class Monitor:
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import JointState
 
+        from emg_hand_core.poses import NAMED_POSES
         from emg_interfaces.msg import EMG
-        from emg_pose_node.hand_model import JOINT_NAMES
-        from emg_pose_node.poses import NAMED_POSES
 
-        self._joint_names = list(JOINT_NAMES)
         self._pose_names = list(NAMED_POSES)
         self._poses = np.stack([NAMED_POSES[n] for n in self._pose_names])
         self.context = Context()
@@ -189,11 +158,14 @@ class Monitor:
         except Exception:  # shutdown
             pass
 
-    def _order(self, msg) -> np.ndarray | None:
-        index = {name: i for i, name in enumerate(msg.name)}
-        if len(msg.position) != len(msg.name) or any(j not in index for j in self._joint_names):
+    @staticmethod
+    def _order(msg) -> np.ndarray | None:
+        from emg_hand_core.names import NameOrderError, joint_angles_in_order
+
+        try:
+            return joint_angles_in_order(msg.name, msg.position)
+        except NameOrderError:
             return None
-        return np.array([msg.position[index[j]] for j in self._joint_names])
 
     def _on_emg(self, msg) -> None:
         now = time.monotonic()
@@ -304,7 +276,7 @@ def launch_available() -> bool:
             is not None and importlib.util.find_spec("ros2launch") is not None)
 
 
-def start_graph(pty_path: str, log_dir: Path) -> tuple[list[Process], str]:
+def start_graph(pty_path: str, log_dir: Path) -> tuple[list, str]:
     from emg_hand_bringup import graph
 
     arguments = {"rviz": "false", "controller_profile": PROFILE,
@@ -313,8 +285,8 @@ def start_graph(pty_path: str, log_dir: Path) -> tuple[list[Process], str]:
         cmd = ["ros2", "launch", "emg_hand_bringup", "teleop.launch.py",
                *(f"{k}:={v}" for k, v in arguments.items())]
         say("starting: " + " ".join(cmd))
-        return [Process("ros2_launch", cmd, log_dir)], "ros2 launch emg_hand_bringup " \
-                                                       "teleop.launch.py"
+        return [start_process("ros2_launch", cmd, log_dir)], \
+            "ros2 launch emg_hand_bringup teleop.launch.py"
     opts = graph.TeleopOptions.from_strings(arguments)
     teleop = graph.teleop_graph(opts)
     say("ros2 launch is not available here: starting teleop.launch.py's nodes as processes "
@@ -324,7 +296,7 @@ def start_graph(pty_path: str, log_dir: Path) -> tuple[list[Process], str]:
     processes = []
     for spec in teleop.nodes:
         cmd = spec.command(opts.namespace)
-        processes.append(Process(spec.name, cmd, log_dir))
+        processes.append(start_process(spec.name, cmd, log_dir))
         say(f"started {spec.package}/{spec.executable} as {spec.name}")
     return processes, "installed executables (teleop.launch.py's graph without launch_ros)"
 
@@ -376,8 +348,9 @@ def run(seconds: float, out: Path) -> int:
     log_dir = out / "logs"
     hand = PtyHand()
     bag = out / "bag"
-    recorder = Process("recorder", [graph.executable_path("emg_hand_bringup", "emg_hand_bag"),
-                                    "record", "-o", str(bag)], log_dir)
+    recorder = start_process("recorder", [graph.executable_path("emg_hand_bringup",
+                                                            "emg_hand_bag"),
+                                     "record", "-o", str(bag)], log_dir)
     processes, mode = start_graph(hand.path, log_dir)
     hand.start()
     monitor = Monitor("hand_controller")
@@ -390,7 +363,7 @@ def run(seconds: float, out: Path) -> int:
         while monitor.pose_count == 0:
             dead = [p for p in [*processes, recorder] if not p.running()]
             if dead:
-                failure = f"{dead[0].name} exited ({dead[0].popen.returncode}):\n" \
+                failure = f"{dead[0].name} exited ({dead[0].process.returncode}):\n" \
                           f"{dead[0].tail()}"
                 break
             if time.monotonic() - started > STARTUP_TIMEOUT_S:
@@ -425,9 +398,9 @@ def run(seconds: float, out: Path) -> int:
     say("stopping the graph, then the recorder")
     for p in processes:
         p.interrupt()
-    codes = {p.name: p.wait(STOP_TIMEOUT_S) for p in processes}
+    codes = {p.name: stop_process(p, STOP_TIMEOUT_S) for p in processes}
     recorder.interrupt()
-    codes["recorder"] = recorder.wait(STOP_TIMEOUT_S)
+    codes["recorder"] = stop_process(recorder, STOP_TIMEOUT_S)
     controller = dict(monitor.controller)
     monitor.close()
     hand.close()

@@ -4,12 +4,6 @@ round-trip test and the README's runnable commands."""
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,81 +18,21 @@ RECORD_TOPICS = ["emg/raw", "hand/reference/joint_states", "hand/joint_states"]
 MIN_POSES = 400  # ~4 s of poses at one per 10 ms
 
 
-def _sigint_default() -> None:
-    # Our own test run may have been started with SIGINT ignored (a background job); the
-    # commands below must stop on SIGINT as they do in a terminal.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-class Command:
-    """A command in its own session, output captured to a file (ros2 launch, scripts)."""
-
-    def __init__(self, cmd: list[str], cwd: str | os.PathLike | None = None,
-                 env: dict[str, str] | None = None) -> None:
-        self.cmd = [str(c) for c in cmd]
-        self._log = tempfile.NamedTemporaryFile(prefix="cmd_", suffix=".log", delete=False)
-        self.popen = subprocess.Popen(
-            self.cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            start_new_session=True, preexec_fn=_sigint_default)
-
-    @property
-    def output(self) -> str:
-        return Path(self._log.name).read_text(errors="replace")
-
-    def wait_for_output(self, pattern: str, timeout_s: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout_s
-        regex = re.compile(pattern, re.MULTILINE)
-        while not (match := regex.search(self.output)):
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.cmd[:4]} exited ({self.popen.returncode}) before "
-                                   f"printing {pattern!r}:\n{self.output[-4000:]}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {pattern!r} from {self.cmd[:4]} after {timeout_s} s:\n"
-                                   f"{self.output[-4000:]}")
-            time.sleep(0.05)
-        return match
-
-    def wait(self, timeout_s: float) -> int:
-        try:
-            return self.popen.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise TimeoutError(f"{self.cmd[:4]} still running after {timeout_s} s:\n"
-                               f"{self.output[-4000:]}") from None
-
-    def stop(self, timeout_s: float = 20.0) -> int:
-        """SIGINT (what Ctrl-C sends), SIGKILL to the whole session after ``timeout_s``."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
-            try:
-                self.popen.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait()
-        return self.popen.returncode
-
-    def close(self) -> None:
-        self.stop()
-        try:  # anything the command left in its session (launch's children)
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self._log.close()
-        os.unlink(self._log.name)
-
-
 @pytest.fixture
 def command():
-    """Factory: start a Command; every one is stopped at teardown."""
-    started: list[Command] = []
+    """Factory: start a command (an emg_hand_testing Process); every one is stopped at
+    teardown."""
+    from emg_hand_testing.processes import Process
 
-    def start(cmd, cwd=None, env=None) -> Command:
-        started.append(Command(cmd, cwd=cwd, env=env))
+    started: list[Process] = []
+
+    def start(cmd, cwd=None, env=None) -> Process:
+        started.append(Process(cmd, env=env, cwd=cwd))
         return started[-1]
 
     yield start
     for c in reversed(started):
-        c.close()
+        c.close(timeout_s=20.0)
 
 
 @dataclass

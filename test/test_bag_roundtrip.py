@@ -19,10 +19,10 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosbags.highlevel import AnyReader
 from sensor_msgs.msg import JointState
 
-from emg_hand_bringup.bag_types import typestore
+from emg_hand_core.bag_types import typestore
+from emg_hand_core.hand_model import JOINT_NAMES
 from emg_hand_testing.processes import NodeProcess
 from emg_pose_node.checkpoint import load_checkpoint
-from emg_pose_node.hand_model import JOINT_NAMES
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
-from emg_driver.emg_msg import chunk_to_msg
+from emg_hand_core.emg_codec import encode_emg, rclpy_types
 from emg_hand_testing.ros import wait_until
 from emg_interfaces.msg import EMG
 
@@ -46,7 +46,8 @@ def test_emg_chunks_cross_process_intact(ros_node, node_process):
 
     chunks = make_chunks(np.random.default_rng(7))
     for index, stamp, samples in chunks:
-        publisher.publish(chunk_to_msg(samples, index, stamp, RATE_HZ, CHANNELS, "emg_armband"))
+        publisher.publish(encode_emg(rclpy_types(), samples, index, stamp, RATE_HZ, CHANNELS,
+                                     "emg_armband"))
 
     assert monitor.wait(timeout_s=30.0) == 0, monitor.output
     received = [json.loads(line) for line in monitor.output.splitlines()

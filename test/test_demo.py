@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rosbags.highlevel import AnyReader
 
-from emg_hand_bringup.bag_types import typestore
+from emg_hand_core.bag_types import typestore
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -119,3 +119,59 @@ def test_every_import_is_declared(pkg):
                 problems.append(f"{path.relative_to(ROOT)} imports {module!r}: "
                                 f"package.xml lacks <{kind}>{key}</{kind}>")
     assert not problems, "\n".join(problems)
+
+
+# exec_depends that the code does not import, and why they are still needed at run time.
+RUNTIME_ONLY = {
+    "emg_hand_bringup": {"launch", "launch_ros", "ros2launch", "emg_driver", "emg_pose_node",
+                         "hand_visualizer", "hand_controller", "robot_state_publisher", "rviz2",
+                         "ros2bag", "rosbag2_storage_mcap", "emg_hand_core"},
+    # the Python module tf2_ros is package tf2_ros_py (tf2_ros: its C++ side);
+    # robot_state_publisher: the URDF in the launch files
+    "hand_visualizer": {"tf2_ros_py", "tf2_ros", "robot_state_publisher"},
+    # emg_interfaces, std_msgs, builtin_interfaces: imported by emg_codec only where rclpy
+    # messages are built (lazily); ament_index_python: bag_types' lookup (lazily)
+    "emg_hand_core": set(),
+    "emg_hand_testing": {"python3-pytest"},
+}
+
+
+def _all_imports(files: list[Path]) -> set[str]:
+    """Top-level modules imported anywhere in ``files`` (function-level imports included)."""
+    return set(_imports(files))
+
+
+@pytest.mark.parametrize("pkg", [p for p in PACKAGES if (p / "setup.py").exists()],
+                         ids=lambda p: p.name)
+def test_every_declared_dependency_is_used(pkg):
+    """The other direction: no exec_depend the code does not need (a stale dependency pulls
+    a package onto every machine the node is installed on)."""
+    imported = {_rosdep_key(m) for m in _all_imports(list((pkg / pkg.name).rglob("*.py")))}
+    stale = sorted(_deps(pkg, ("exec_depend",)) - imported - RUNTIME_ONLY.get(pkg.name, set()))
+    assert not stale, f"{pkg.name}/package.xml declares {stale} but its code imports none"
+
+
+TORCH_FREE = ("emg_hand_core", "emg_driver", "hand_controller", "hand_visualizer")
+
+
+def test_driver_controller_and_visualizer_never_import_torch_or_onnxruntime():
+    """A fresh interpreter imports every module of the torch-free packages: neither torch nor
+    onnxruntime may be loaded (the armband driver on a small board, the safety controller
+    next to a robot hand), and their package.xml must not depend on emg_pose_node."""
+    import subprocess
+
+    modules = sorted(
+        ".".join(p.relative_to(ROOT / "src" / pkg).with_suffix("").parts)
+        for pkg in TORCH_FREE for p in (ROOT / "src" / pkg / pkg).rglob("*.py"))
+    modules = [m.removesuffix(".__init__") for m in modules]
+    script = ("import importlib, sys\n"
+              f"for m in {modules!r}:\n    importlib.import_module(m)\n"
+              "print(' '.join(sorted(k for k in ('torch', 'onnxruntime') if k in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip() == "", f"imported: {out.stdout.strip()}"
+    assert len(modules) > 30  # every module was imported, not a few
+    for pkg in TORCH_FREE:
+        deps = _deps(ROOT / "src" / pkg, ("depend", "exec_depend"))
+        assert not deps & {"emg_pose_node", "python3-torch", "python3-onnxruntime-pip"}, pkg

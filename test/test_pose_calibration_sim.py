@@ -15,14 +15,14 @@ import pytest
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
+from emg_hand_core.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from emg_hand_core.poses import NAMED_POSES
 from emg_hand_testing.processes import NodeProcess, ros_args
 from emg_hand_testing.ros import RosTestNode, wait_future
 from emg_interfaces.action import Calibrate
 from emg_interfaces.msg import CalibrationPrompt
 from emg_pose_node.calibration import ReferenceTrack
-from emg_pose_node.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
 from emg_pose_node.pose_node import shipped_models_dir
-from emg_pose_node.poses import NAMED_POSES
 
 NS = 1_000_000_000
 UPDATE_RATE_HZ = 50.0

@@ -11,7 +11,6 @@ setup(
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{package_name}"]),
         (f"share/{package_name}", ["package.xml", "README.md"]),
-        (f"share/{package_name}/config", glob("config/*.yaml")),
         (f"share/{package_name}/config/profiles", glob("config/profiles/*.yaml")),
     ],
     install_requires=["setuptools"],

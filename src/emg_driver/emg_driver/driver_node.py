@@ -4,8 +4,9 @@ A lifecycle node (configure: check parameters, open the source; activate: stream
 deactivate: pause; cleanup: release). With ``autostart`` (default true) it configures and
 activates itself, so ``ros2 run emg_driver emg_driver`` just streams the simulator.
 
-Only wiring lives here; decoding, timing, simulation and file formats are in the pure
-modules (protocols, clock, stream, sim, replay, sources, params).
+Only wiring lives here: every source is a :class:`~emg_driver.sources.Source` (made once by
+``make_source``); decoding, timing, simulation are in the pure modules (protocols, clock,
+stream, sim, sources, params), file formats in ``emg_hand_core.recordings``.
 
     ros2 run emg_driver emg_driver --ros-args -p source:=serial -p port:=/dev/ttyACM0
 """
@@ -26,20 +27,18 @@ from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 
+from emg_hand_core.emg_codec import encode_emg, rclpy_types, split_ns
+from emg_hand_core.hand_model import JOINT_NAMES
+from emg_hand_core.topics import DIAGNOSTICS_TOPIC, EMG_TOPIC, PROMPT_TOPIC, REFERENCE_TOPIC
 from emg_interfaces.msg import EMG, CalibrationPrompt
-from emg_pose_node.hand_model import JOINT_NAMES
 
-from .emg_msg import chunk_to_msg, ns_to_stamp
 from .params import PARAMS, DriverSettings, build_settings, check_value
-from .replay import load_recording
-from .sim import ArmbandSimulator
-from .sources import ReplaySource, SerialConfig, SerialSource, SimSource
+from .sources import Source, make_source
 from .stream import Chunk
 
 NODE_NAME = "emg_driver"
-EMG_TOPIC = "emg/raw"
-REFERENCE_TOPIC = "hand/reference/joint_states"
-PROMPT_TOPIC = "calibration/prompt"
+_LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN,
+           "error": DiagnosticStatus.ERROR}
 
 
 def emg_qos(depth: int) -> QoSProfile:
@@ -59,7 +58,7 @@ class EmgDriverNode(LifecycleNode):
                 description=spec.description, dynamic_typing=True))
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.settings: DriverSettings | None = None
-        self.source: SimSource | ReplaySource | SerialSource | None = None
+        self.source: Source | None = None
         self._emg_pub = None
         self._ref_pub = None
         self._prompt_sub = None
@@ -70,11 +69,10 @@ class EmgDriverNode(LifecycleNode):
         self._next_index: int | None = None
         self._period_samples = 0
         self._period_start = time.monotonic()
-        self._last_counts: dict[str, int] = {}
         self._rate_measured = 0.0
         self._active = False
         self._stats_lock = threading.Lock()  # the serial reader thread publishes too
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         period = self._initial_diag_period()
         self._diag_timer = self.create_timer(period, self._publish_diagnostics)
         if self.get_parameter("autostart").value is True:
@@ -118,8 +116,8 @@ class EmgDriverNode(LifecycleNode):
     # --- lifecycle --------------------------------------------------------------------
 
     def _on_prompt(self, msg: CalibrationPrompt) -> None:
-        """The simulated wearer does what a guided calibration asks."""
-        if not isinstance(self.source, SimSource):
+        """The source (the simulated wearer) does what a guided calibration asks."""
+        if self.source is None:
             return
         if msg.phase == CalibrationPrompt.PHASE_DONE:
             pose = ""
@@ -131,10 +129,7 @@ class EmgDriverNode(LifecycleNode):
             return
         self._prompt_pose = pose
         try:
-            if pose:
-                self.source.sim.command_pose(pose)
-            else:
-                self.source.sim.release_pose()
+            self.source.follow_prompt(pose)
         except ValueError as err:
             self.get_logger().warning(f"cannot follow prompt: {err}")
             return
@@ -143,7 +138,8 @@ class EmgDriverNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             settings = build_settings(self._values())
-            source = self._make_source(settings)
+            source = make_source(settings, arrival_clock=self._arrival_clock(),
+                                 on_chunks=self._publish, on_event=self._log_event)
         except Exception as err:  # any reason (bad value, unreadable file): report, stay up
             self._problem = f"configure failed: {err}"
             self.get_logger().error(self._problem)
@@ -151,63 +147,26 @@ class EmgDriverNode(LifecycleNode):
         self.settings = settings
         self.source = source
         self._problem = ""
-        depth = settings.qos_depth(source.chunk_len,
-                                   getattr(source, "emit_rate_hz", source.sample_rate_hz))
+        depth = settings.qos_depth(source.chunk_len, source.emit_rate_hz)
         self._emg_pub = self.create_lifecycle_publisher(EMG, EMG_TOPIC, emg_qos(depth))
-        if settings.publish_reference and getattr(source, "has_reference", False):
+        if settings.publish_reference and source.has_reference:
             # one pose per chunk: the same 1 s of history as emg/raw
             self._ref_pub = self.create_lifecycle_publisher(JointState, REFERENCE_TOPIC,
                                                             emg_qos(depth))
-        if isinstance(source, SimSource) and settings.values["follow_prompts"]:
+        if source.follows_prompts and settings.values["follow_prompts"]:
             self._prompt_sub = self.create_subscription(
                 CalibrationPrompt, PROMPT_TOPIC, self._on_prompt,
                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-        if isinstance(source, SerialSource):
-            problem = source.open()
-            if problem:
-                # not fatal: the armband may be plugged in later; the reader keeps retrying
-                self._problem = problem
-                self.get_logger().error(problem + "; will keep retrying")
-            source.start()
+        problem = source.open()
+        if problem:
+            # not fatal: the armband may be plugged in later; the source keeps retrying
+            self._problem = problem
+            self.get_logger().error(problem + "; will keep retrying")
         self._reset_stats()
         self.get_logger().info(
-            f"configured: source={settings.source} {source.num_channels} ch at "
-            f"{source.sample_rate_hz:g} Hz, {source.chunk_len} samples per chunk on "
-            f"{self.resolve_topic_name(EMG_TOPIC)} (reliable, depth {depth})")
+            f"configured: {source.describe()} on {self.resolve_topic_name(EMG_TOPIC)} "
+            f"(reliable, depth {depth})")
         return TransitionCallbackReturn.SUCCESS
-
-    def _make_source(self, s: DriverSettings):
-        v = s.values
-        if s.source == "sim":
-            sim = ArmbandSimulator(s.sim_config(), seed=v["seed"])
-            src = SimSource(sim, s.chunk_len())
-        elif s.source == "replay":
-            rec = load_recording(v["file"], v["format"], scale_v_per_unit=v["scale_v_per_unit"],
-                                 sample_rate_hz=v["replay_sample_rate_hz"])
-            src = ReplaySource(rec, s.chunk_len(rec.sample_rate_hz), speed=v["rate"],
-                               loop=v["loop"])
-            self.get_logger().info(
-                f"replaying {rec.path} ({rec.format}, {rec.num_channels} ch, "
-                f"{rec.sample_rate_hz:.2f} Hz, {rec.duration_s:.1f} s"
-                f"{', with joint angles' if rec.joint_angles is not None else ''})")
-            if rec.nonfinite_replaced:
-                self.get_logger().warning(
-                    f"{rec.nonfinite_replaced} NaN/inf values in {rec.path} replaced by 0")
-        else:
-            cfg = SerialConfig(
-                port=v["port"], baud_rate=v["baud_rate"], protocol=v["protocol"],
-                sample_rate_hz=s.sample_rate_hz, chunk_len=s.chunk_len(),
-                text=s.text_config(), binary=s.binary_config(), read_timeout_s=v["timeout_s"],
-                reconnect_max_s=v["reconnect_max_s"])
-            # chunks are published from the reader thread (publishers are thread-safe)
-            src = SerialSource(cfg, clock=self._arrival_clock(), on_chunks=self._publish,
-                               on_event=self._log_event)
-        if s.channel_names:
-            if len(s.channel_names) != src.num_channels:
-                raise ValueError(f"channel_names has {len(s.channel_names)} names but the "
-                                 f"source has {src.num_channels} channels")
-            src.channel_names = list(s.channel_names)
-        return src
 
     def _log_event(self, level: str, message: str) -> None:
         # one call site per severity: rclpy refuses a call site that changes severity
@@ -222,11 +181,9 @@ class EmgDriverNode(LifecycleNode):
         src = self.source
         assert src is not None and self.settings is not None
         self._next_index = None
-        if isinstance(src, SerialSource):
-            src.set_streaming(True)
-        else:
-            src.start(self.get_clock().now().nanoseconds)
-            period = max(0.001, self.settings.chunk_ms * 1e-3 / getattr(src, "speed", 1.0))
+        src.start(self.get_clock().now().nanoseconds)
+        if not src.pushes:
+            period = max(0.001, src.chunk_len / src.emit_rate_hz)
             self._timer = self.create_timer(period, self._on_timer)
         self._active = True
         self._period_start, self._period_samples = time.monotonic(), 0
@@ -243,9 +200,7 @@ class EmgDriverNode(LifecycleNode):
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-        if isinstance(self.source, SerialSource):
-            self.source.set_streaming(False)
-        elif self.source is not None:
+        if self.source is not None:
             self.source.stop()
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -263,7 +218,7 @@ class EmgDriverNode(LifecycleNode):
 
     def _release(self) -> None:
         self._stop_streaming()
-        if isinstance(self.source, SerialSource):
+        if self.source is not None:
             self.source.close()
         self.source = None
         for pub in (self._emg_pub, self._ref_pub):
@@ -276,7 +231,7 @@ class EmgDriverNode(LifecycleNode):
         self._prompt_pose = ""
 
     def destroy_node(self) -> None:
-        if isinstance(self.source, SerialSource):
+        if self.source is not None:
             self.source.close()
         super().destroy_node()
 
@@ -284,13 +239,14 @@ class EmgDriverNode(LifecycleNode):
 
     def _on_timer(self) -> None:
         src = self.source
-        if src is None or isinstance(src, SerialSource):
+        if src is None:
             return
         self._publish(src.poll(self.get_clock().now().nanoseconds))
-        if isinstance(src, ReplaySource) and src.finished and self._timer is not None:
+        if src.finished and self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
-            self.get_logger().info(f"replay finished after {src.next_index} samples")
+            self.get_logger().info(f"{src.kind} finished after {self._stats['samples']} "
+                                   "samples")
 
     def _publish(self, chunks: list[Chunk]) -> None:
         if not chunks or not self._active or self._emg_pub is None:
@@ -300,10 +256,11 @@ class EmgDriverNode(LifecycleNode):
         rate = src.sample_rate_hz
         names = src.channel_names
         frame = self.settings.frame_id
-        emit_rate = getattr(src, "emit_rate_hz", rate)
+        emit_rate = src.emit_rate_hz
+        types = rclpy_types()
         for chunk in chunks:
-            self._emg_pub.publish(chunk_to_msg(chunk.data, chunk.first_index, chunk.stamp_ns,
-                                               rate, names, frame))
+            self._emg_pub.publish(encode_emg(types, chunk.data, chunk.first_index,
+                                             chunk.stamp_ns, rate, names, frame))
             with self._stats_lock:
                 if self._next_index is not None and chunk.first_index != self._next_index:
                     self._stats["gaps"] += 1
@@ -314,7 +271,8 @@ class EmgDriverNode(LifecycleNode):
             if self._ref_pub is not None and chunk.joint_angles is not None:
                 js = JointState()
                 last = chunk.num_samples - 1
-                js.header.stamp = ns_to_stamp(chunk.stamp_ns + int(round(last * 1e9 / emit_rate)))
+                sec, nanosec = split_ns(chunk.stamp_ns + int(round(last * 1e9 / emit_rate)))
+                js.header.stamp.sec, js.header.stamp.nanosec = sec, nanosec
                 js.header.frame_id = ""
                 js.name = list(JOINT_NAMES)
                 js.position = chunk.joint_angles[last].astype(float).tolist()
@@ -324,7 +282,6 @@ class EmgDriverNode(LifecycleNode):
 
     def _reset_stats(self) -> None:
         self._stats = {"chunks": 0, "samples": 0, "gaps": 0}
-        self._last_counts = {}
 
     def _publish_diagnostics(self) -> None:
         with self._stats_lock:
@@ -345,9 +302,10 @@ class EmgDriverNode(LifecycleNode):
                 level, message = DiagnosticStatus.ERROR, self._problem
         else:
             assert self.settings is not None
-            nominal = getattr(src, "emit_rate_hz", src.sample_rate_hz)
+            nominal = src.expected_rate_hz
+            st.hardware_id = src.hardware_id
             values.update({
-                "source": self.settings.source,
+                "source": src.kind,
                 "sample_rate_nominal_hz": round(src.sample_rate_hz, 3),
                 "sample_rate_measured_hz": round(self._rate_measured, 2),
                 "num_channels": src.num_channels,
@@ -355,25 +313,11 @@ class EmgDriverNode(LifecycleNode):
                 "samples_published": stats["samples"],
                 "stream_gaps": stats["gaps"],
             })
-            if isinstance(src, SerialSource):
-                st.hardware_id = src.config.port
-                values.update(src.status())
-                warn = self._serial_warnings(values)
-                if not src.reader.connected:
-                    level = DiagnosticStatus.ERROR
-                    message = src.reader.last_error or f"serial port {src.config.port} lost"
-                elif warn and self._active:
-                    level, message = DiagnosticStatus.WARN, "; ".join(warn)
-                else:
-                    message = f"{state}, connected"
-            else:
-                st.hardware_id = "simulated armband" if isinstance(src, SimSource) else \
-                    src.rec.path
-                if isinstance(src, ReplaySource):
-                    values.update({"replay_loops": src.loops_completed,
-                                   "replay_finished": src.finished,
-                                   "replay_speed": src.speed})
-                    nominal = 0.0 if src.finished else nominal
+            values.update(src.status())
+            health = src.health(self._active)
+            if health is not None:
+                level = _LEVELS[health[0]]
+                message = health[1] if health[0] != "ok" else f"{state}, {health[1]}"
             if (self._active and level == DiagnosticStatus.OK and nominal > 0
                     and abs(self._rate_measured - nominal) > 0.1 * nominal
                     and stats["samples"] > 0):
@@ -386,19 +330,6 @@ class EmgDriverNode(LifecycleNode):
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [st]
         self._diag_pub.publish(arr)
-
-    def _serial_warnings(self, values: dict[str, Any]) -> list[str]:
-        """Problems new since the last report (errors that keep growing keep warning)."""
-        watched = ("parse_errors", "column_errors", "nonfinite_values", "overlong_lines",
-                   "crc_errors", "header_errors", "dropped_samples")
-        out = []
-        for key in watched:
-            now = int(values.get(key, 0))
-            new = now - self._last_counts.get(key, 0)
-            self._last_counts[key] = now
-            if new > 0:
-                out.append(f"{new} new {key.replace('_', ' ')}")
-        return out
 
 
 def main(args: list[str] | None = None) -> int:

@@ -21,9 +21,9 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from emg_hand_core.emg_codec import EmgDecodeError, decode_emg
+from emg_hand_core.topics import EMG_TOPIC
 from emg_interfaces.msg import EMG
-
-from .emg_msg import msg_to_chunk, stamp_to_ns
 
 
 class EmgMonitor(Node):
@@ -38,36 +38,36 @@ class EmgMonitor(Node):
         self._sum_sq: np.ndarray | None = None
         self._window_start = time.monotonic()
         qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.create_subscription(EMG, "emg/raw", self._on_emg, qos)
+        self.create_subscription(EMG, EMG_TOPIC, self._on_emg, qos)
         if not jsonl:
             self.create_timer(1.0, self._print_status)
         self.done = False
 
     def _on_emg(self, msg: EMG) -> None:
         try:
-            chunk = msg_to_chunk(msg)
-        except ValueError as err:
+            chunk = decode_emg(msg)
+        except EmgDecodeError as err:
             self.get_logger().warning(f"malformed EMG chunk: {err}")
             return
-        if self._next_index is not None and msg.first_sample_index != self._next_index:
-            self._dropped += max(0, msg.first_sample_index - self._next_index)
-        self._next_index = msg.first_sample_index + msg.num_samples
+        if self._next_index is not None and chunk.first_sample_index != self._next_index:
+            self._dropped += max(0, chunk.first_sample_index - self._next_index)
+        self._next_index = chunk.end_index
         self._chunks += 1
-        self._samples += msg.num_samples
-        sq = np.sum(chunk.astype(np.float64) ** 2, axis=0)
+        self._samples += chunk.num_samples
+        sq = np.sum(chunk.samples.astype(np.float64) ** 2, axis=0)
         if self._sum_sq is None or self._sum_sq.shape != sq.shape:
             self._sum_sq = sq
         else:
             self._sum_sq += sq
         if self._jsonl:
             print(json.dumps({
-                "stamp_ns": stamp_to_ns(msg.header.stamp),
-                "frame_id": msg.header.frame_id,
-                "sample_rate_hz": msg.sample_rate_hz,
-                "channel_names": list(msg.channel_names),
-                "first_sample_index": int(msg.first_sample_index),
-                "num_samples": int(msg.num_samples),
-                "data": chunk.tolist(),
+                "stamp_ns": chunk.stamp_ns,
+                "frame_id": chunk.frame_id,
+                "sample_rate_hz": chunk.sample_rate_hz,
+                "channel_names": list(chunk.channel_names),
+                "first_sample_index": chunk.first_sample_index,
+                "num_samples": chunk.num_samples,
+                "data": chunk.samples.tolist(),
             }), flush=True)
         if self._remaining is not None:
             self._remaining -= 1
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(non_ros)
     rclpy.init(args=args_in)
     node = EmgMonitor(args.jsonl, args.count)
-    print("emg_monitor: listening on " + node.resolve_topic_name("emg/raw"), file=sys.stderr,
+    print("emg_monitor: listening on " + node.resolve_topic_name(EMG_TOPIC), file=sys.stderr,
           flush=True)
     try:
         while rclpy.ok() and not node.done:

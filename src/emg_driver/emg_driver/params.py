@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from emg_hand_core.recordings import FORMAT_CHOICES, FORMATS
+
 from .protocols import BinaryConfig, TextConfig
-from .replay import FORMATS
 from .sim import MotionConfig, SimConfig, WearerConfig, wearer_b
 from .stream import chunk_len_for
 from .transport import STANDARD_BAUD_RATES, baud_rate_problem
@@ -170,10 +171,12 @@ PARAMS: tuple[ParamSpec, ...] = (
               _range(0.0, 0.1, "V")),
     # --- replay
     ParamSpec("file", "", "string",
-              "Recording to replay (replay source): emg2pose .h5/.hdf5, EEG-EMG-Hands CSV, "
-              "BrainFlow exg.csv or run folder, Myo .txt."),
+              "Recording to replay (replay source), any format of emg_hand_core.recordings: "
+              "emg2pose .h5/.hdf5, a rosbag2 folder, EEG-EMG-Hands CSV, BrainFlow exg.csv "
+              "or run folder, Myo .txt. Replay and training read a file identically."),
     ParamSpec("format", "auto", "string",
-              f"Recording format: auto, {', '.join(FORMATS)}.", _choice(("auto", *FORMATS))),
+              f"Recording format: auto, {', '.join(FORMATS)} (older names accepted).",
+              _choice(FORMAT_CHOICES)),
     ParamSpec("rate", 1.0, "double",
               "Replay speed factor: 1 = the recording's own rate, 2 = twice as fast.",
               _range(0.01, 100.0)),
@@ -181,6 +184,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     ParamSpec("replay_sample_rate_hz", 0.0, "double",
               "Override the recording's sample rate [Hz] (0 = from the file; Myo text: 200).",
               _range(0.0, 100000.0, "Hz")),
+    ParamSpec("replay_scale_v_per_unit", 0.0, "double",
+              "Volts per raw count of a replayed recording in device counts (Myo text) [V]; "
+              "0 = the format's own scale (Myo: 1e-5, as emg_pose_train uses). Recordings "
+              "in physical units (uV, V) ignore it.", _range(0.0, 1.0, "V")),
 )
 PARAM_BY_NAME = {p.name: p for p in PARAMS}
 

@@ -5,7 +5,7 @@ training data, so it is built to be realistic where it matters for learning a po
 
 1. **Motion** (:class:`MotionGenerator`): a seeded, repeatable sequence of segments. Each
    segment moves from the current hand pose to a target with a minimum-jerk profile, then
-   holds it. Targets cycle through the named poses of :mod:`emg_pose_node.poses` (rest,
+   holds it. Targets cycle through the named poses of :mod:`emg_hand_core.poses` (rest,
    open, fist, pinch, point, individual fingers ...) in a shuffled order, sometimes blended
    with another pose and jittered per joint (always inside the hand's joint limits). A
    latent wrist state (flexion/extension, radial/ulnar deviation) moves with some segments:
@@ -43,10 +43,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from emg_pose_node.hand_model import JOINT_INDEX, JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
-from emg_pose_node.poses import NAMED_POSES, REST
-
-from .stream import channel_names_for
+from emg_hand_core.hand_model import JOINT_INDEX, JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from emg_hand_core.poses import NAMED_POSES, REST
+from emg_hand_core.recordings import default_channel_names
 
 NUM_JOINTS = len(JOINT_NAMES)
 
@@ -511,7 +510,7 @@ class ArmbandSimulator:
         line_rng = np.random.default_rng(line_seq)
         fs = config.sample_rate_hz
         c = config.num_channels
-        self.channel_names = channel_names_for(c)
+        self.channel_names = list(default_channel_names(c))
         self.motion = MotionGenerator(config.motion, fs, np.random.default_rng(motion_seq))
         self.mixing = mixing_matrix(c, config.wearer) * config.mvc_amplitude_v
         # band-limited carriers, normalised to unit variance
@@ -592,6 +591,6 @@ class ArmbandSimulator:
 __all__ = [
     "EXTENSOR_MUSCLES", "FLEXOR_MUSCLES", "MUSCLES", "MUSCLE_NAMES", "WEARER_A", "WRIST_MOVES",
     "ArmbandSimulator", "MotionConfig", "MotionGenerator", "Muscle", "SimConfig", "SimOutput",
-    "WearerConfig", "channel_names_for", "mixing_matrix", "muscle_drive",
+    "WearerConfig", "mixing_matrix", "muscle_drive",
     "wearer_b",
 ]

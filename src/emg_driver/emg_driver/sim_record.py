@@ -2,7 +2,7 @@
 
 Runs the same simulator as the driver's ``sim`` source, much faster than real time, and
 writes group ``emg2pose``, compound dataset ``timeseries`` (``time`` [s] float64, ``emg``
-(C,) float32 [V], ``joint_angles`` (20,) float32 [rad]) plus attributes: sample rate,
+(C,) float32 [V], ``joint_angles`` (20,) float64 [rad]) plus attributes: sample rate,
 channel names, joint names, seed and the wearer's parameters. The model package trains the
 default model from such a file.
 
@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from emg_pose_node.hand_model import JOINT_NAMES
+from emg_hand_core.hand_model import JOINT_NAMES
+from emg_hand_core.recordings import emg2pose
 
-from .replay import Emg2PoseWriter
 from .sim import ArmbandSimulator, SimConfig, WearerConfig, wearer_b
 
 BLOCK_S = 10.0
@@ -49,7 +49,7 @@ def record(output: str | Path, seconds: float, config: SimConfig, seed: int,
     }
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with Emg2PoseWriter(out, fs, sim.channel_names, attrs) as writer:
+    with emg2pose.Writer(out, fs, sim.channel_names, attrs) as writer:
         block = max(1, int(BLOCK_S * fs))
         done = 0
         while done < total:

@@ -1,17 +1,22 @@
-"""The driver's three sources, as plain Python objects producing stamped :class:`Chunk`s.
+"""The driver's sources behind one interface, :class:`Source` (plain Python, no rclpy).
 
-* :class:`SimSource` and :class:`ReplaySource` are *pulled*: the node calls ``poll(now_ns)``
-  from a timer and gets every chunk whose last sample is due by ``now_ns``. Their stamps
-  come from the sample clock (``start time + index / rate``, exact to the nanosecond), not
-  from timer jitter.
+The node only talks to a :class:`Source`: it opens it at configure, starts and stops it at
+activate / deactivate, polls it from a timer (pulled sources) or receives its chunks on the
+source's own thread (pushed sources), publishes ``status()`` and ``health()`` on
+/diagnostics and closes it at cleanup. Which source runs is decided once, by
+:func:`make_source`.
+
+* :class:`SimSource` and :class:`ReplaySource` are *pulled*: ``poll(now_ns)`` returns every
+  chunk whose last sample is due by ``now_ns``. Their stamps come from the sample clock
+  (``start time + index / rate``, exact to the nanosecond), not from timer jitter.
 * :class:`SerialSource` *pushes*: its reader thread decodes bytes, assigns stream indices,
   stamps with the drift-corrected :class:`~emg_driver.clock.SampleClock` and hands the
   finished chunks to ``on_chunks`` on that same thread. The node publishes them there:
   rclpy publishers are thread-safe, and the hop through the executor (a guard condition per
   chunk) measured 6 % of a core at 100 chunks/s for nothing (see the README's benchmark).
 
-No rclpy here; times are integer nanoseconds of the node's clock (the serial reader's
-arrival times are float seconds of the same clock).
+Times are integer nanoseconds of the node's clock (the serial reader's arrival times are
+float seconds of the same clock).
 """
 
 from __future__ import annotations
@@ -20,18 +25,99 @@ import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from emg_hand_core.recordings import Recording, default_channel_names, load_recording
 
 from .clock import SampleClock, StreamIndexer, counters_from_times
 from .protocols import BinaryConfig, Decoder, TextConfig, make_decoder
-from .replay import Recording
 from .sim import ArmbandSimulator
-from .stream import Chunk, Chunker, channel_names_for
+from .stream import Chunk, Chunker
 from .transport import SerialReader
+
+ChunkSink = Callable[[list[Chunk]], None]
+EventSink = Callable[[str, str], None]  # (level "info" | "warn" | "error", message)
+
+
+class Source:
+    """What the node needs of an EMG source (defaults: a pulled source with no extras).
+
+    Attributes every source sets: ``kind`` (its ``source`` parameter value),
+    ``sample_rate_hz`` (nominal), ``num_channels``, ``channel_names``, ``chunk_len``
+    (samples per published chunk), ``has_reference`` (it knows the true pose: the node
+    publishes ``hand/reference/joint_states``), ``follows_prompts`` (it can act on guided
+    calibration prompts), ``pushes`` (chunks arrive through a callback, not ``poll``).
+    """
+
+    kind = ""
+    pushes = False
+    has_reference = False
+    follows_prompts = False
+    sample_rate_hz: float
+    num_channels: int
+    channel_names: list[str]
+    chunk_len: int
+
+    @property
+    def emit_rate_hz(self) -> float:
+        """Samples per second of the node's clock this source emits."""
+        return self.sample_rate_hz
+
+    @property
+    def finished(self) -> bool:
+        """True once a finite source has emitted everything."""
+        return False
+
+    @property
+    def expected_rate_hz(self) -> float:
+        """The rate /diagnostics compares the measured rate with (0: none expected)."""
+        return 0.0 if self.finished else self.emit_rate_hz
+
+    @property
+    def hardware_id(self) -> str:
+        return self.kind
+
+    def describe(self) -> str:
+        """One line for the log at configure."""
+        return (f"source={self.kind} {self.num_channels} ch at {self.sample_rate_hz:g} Hz, "
+                f"{self.chunk_len} samples per chunk")
+
+    def open(self) -> str:
+        """Acquire the device (configure); "" or the problem (the source keeps retrying)."""
+        return ""
+
+    def start(self, now_ns: int) -> None:
+        """Begin streaming (activate)."""
+
+    def stop(self) -> None:
+        """Pause streaming (deactivate); held samples are not published."""
+
+    def poll(self, now_ns: int) -> list[Chunk]:
+        """Chunks due by ``now_ns`` (pulled sources)."""
+        return []
+
+    def close(self) -> None:
+        """Release the device (cleanup, shutdown); no callback runs after this returns."""
+
+    def status(self) -> dict[str, Any]:
+        """Key/values for /diagnostics."""
+        return {}
+
+    def health(self, active: bool) -> tuple[str, str] | None:
+        """("error" | "warn", message) when something is wrong, ("ok", note) to add a note
+        to the state, or None."""
+        return None
+
+    def follow_prompt(self, pose: str) -> None:
+        """Hold ``pose`` ("" = free motion); sources with ``follows_prompts`` only."""
+
 
 # --- pulled sources -------------------------------------------------------------------
 
 
-class _PacedSource:
+class PacedSource(Source):
     """Emits samples at ``rate_hz * speed`` of the caller's clock, in whole chunks."""
 
     def __init__(self, sample_rate_hz: float, chunk_len: int, speed: float = 1.0,
@@ -80,16 +166,26 @@ class _PacedSource:
             n = self.chunk_len
         return max(0, n // self.chunk_len) * self.chunk_len
 
+    def status(self) -> dict[str, Any]:
+        return {"pacing_restarts": self.skipped_catch_up}
 
-class SimSource(_PacedSource):
+
+class SimSource(PacedSource):
     """The simulated armband, in real time."""
+
+    kind = "sim"
+    has_reference = True
+    follows_prompts = True
 
     def __init__(self, simulator: ArmbandSimulator, chunk_len: int) -> None:
         super().__init__(simulator.sample_rate_hz, chunk_len)
         self.sim = simulator
         self.num_channels = simulator.num_channels
         self.channel_names = list(simulator.channel_names)
-        self.has_reference = True
+
+    @property
+    def hardware_id(self) -> str:
+        return "simulated armband"
 
     def poll(self, now_ns: int) -> list[Chunk]:
         n = self.due(now_ns)
@@ -101,13 +197,26 @@ class SimSource(_PacedSource):
             self.next_index += self.chunk_len
         return chunks
 
+    def follow_prompt(self, pose: str) -> None:
+        if pose:
+            self.sim.command_pose(pose)  # ValueError for an unknown pose
+        else:
+            self.sim.release_pose()
 
-class ReplaySource(_PacedSource):
-    """A recording played at its rate times ``speed``, optionally looping.
 
-    The stream index keeps counting across loops (monotonic); ``finished`` turns true at the
-    end when not looping.
+class ReplaySource(PacedSource):
+    """A recording (any format of ``emg_hand_core.recordings``) played at its rate times
+    ``speed``, optionally looping.
+
+    The stream index keeps counting across loops (monotonic): row r of pass L has index
+    ``L * N + r``. Rows the reader marked as unreadable EMG (``emg_valid`` False: NaN in
+    the file, a line that did not parse, a gap in a bag) are not published: their indices
+    are a gap, as dropped samples of a live stream are. A chunk carries the reference pose
+    only when its last sample is labelled. ``finished`` turns true at the end when not
+    looping.
     """
+
+    kind = "replay"
 
     def __init__(self, recording: Recording, chunk_len: int, speed: float = 1.0,
                  loop: bool = False) -> None:
@@ -119,25 +228,35 @@ class ReplaySource(_PacedSource):
         self.num_channels = recording.num_channels
         self.channel_names = list(recording.channel_names)
         self.has_reference = recording.joint_angles is not None
+        self._valid = recording.valid_emg()
+        self._labelled = recording.valid_labels()
         self.loops_completed = 0
+        self.rows_skipped = 0  # unreadable rows not published (all passes)
         self._pos = 0  # row in the recording
 
     @property
     def finished(self) -> bool:
         return not self.loop and self._pos >= self.rec.num_samples
 
+    @property
+    def hardware_id(self) -> str:
+        return self.rec.source
+
+    def describe(self) -> str:
+        rec = self.rec
+        extra = ", with joint angles" if self.has_reference else ""
+        return (f"replaying {rec.source} ({rec.format}, {rec.num_channels} ch, "
+                f"{rec.sample_rate_hz:.2f} Hz, {rec.duration_s:.1f} s{extra}; EMG "
+                f"{rec.units_note}), {self.chunk_len} samples per chunk at {self.speed:g}x")
+
     def poll(self, now_ns: int) -> list[Chunk]:
         n = self.due(now_ns)
-        if self.finished:
-            return []
-        chunks = []
+        chunks: list[Chunk] = []
         total = self.rec.num_samples
         while n > 0 and not self.finished:
             take = min(self.chunk_len, total - self._pos)
-            sl = slice(self._pos, self._pos + take)
-            joints = None if self.rec.joint_angles is None else self.rec.joint_angles[sl]
             first = self.next_index
-            chunks.append(Chunk(first, self.rec.emg[sl], self.stamp_of(first), joints))
+            self._emit_rows(self._pos, take, first, chunks)
             self.next_index += take
             self._pos += take
             n -= take
@@ -145,6 +264,27 @@ class ReplaySource(_PacedSource):
                 self._pos = 0
                 self.loops_completed += 1
         return chunks
+
+    def _emit_rows(self, pos: int, take: int, first: int, out: list[Chunk]) -> None:
+        valid = self._valid[pos:pos + take]
+        if valid.all():
+            runs = [(0, take)]
+        else:
+            self.rows_skipped += int((~valid).sum())
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], valid.astype(np.int8), [0]])))
+            runs = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+        joints = self.rec.joint_angles
+        for a, b in runs:
+            rows = slice(pos + a, pos + b)
+            q = None
+            if joints is not None and self._labelled[pos + b - 1]:
+                q = joints[rows].astype(np.float32)
+            out.append(Chunk(first + a, self.rec.emg[rows], self.stamp_of(first + a), q))
+
+    def status(self) -> dict[str, Any]:
+        return {**super().status(), "replay_loops": self.loops_completed,
+                "replay_finished": self.finished, "replay_speed": self.speed,
+                "replay_format": self.rec.format, "replay_rows_skipped": self.rows_skipped}
 
 
 # --- serial ---------------------------------------------------------------------------
@@ -167,18 +307,25 @@ class SerialConfig:
         return self.text.num_channels if self.protocol == "text" else self.binary.num_channels
 
 
-class SerialSource:
+# counters whose growth since the last report is a warning on /diagnostics
+SERIAL_WATCHED = ("parse_errors", "column_errors", "nonfinite_values", "overlong_lines",
+                  "crc_errors", "header_errors", "dropped_samples")
+
+
+class SerialSource(Source):
     """Serial armband: reader thread -> decoder -> stream index -> clock -> chunks -> sink."""
 
+    kind = "serial"
+    pushes = True
+
     def __init__(self, config: SerialConfig, clock: Callable[[], float],
-                 on_chunks: Callable[[list[Chunk]], None] = lambda chunks: None,
-                 on_event: Callable[[str, str], None] | None = None) -> None:
+                 on_chunks: ChunkSink = lambda chunks: None,
+                 on_event: EventSink | None = None) -> None:
         self.config = config
         self.sample_rate_hz = float(config.sample_rate_hz)
         self.decoder: Decoder = make_decoder(config.protocol, config.text, config.binary)
         self.num_channels = self.decoder.num_channels
-        self.channel_names = channel_names_for(self.num_channels)
-        self.has_reference = False
+        self.channel_names = list(default_channel_names(self.num_channels))
         self.chunk_len = int(config.chunk_len)
         # a stream that stops must not hold its last samples back; short USB stalls must
         # not cut chunks short either
@@ -199,26 +346,41 @@ class SerialSource:
         self._time_origin: float | None = None  # first device timestamp (text time column)
         self._last_data_arrival: float | None = None
         self._lost = False
+        self._reported: dict[str, int] = {}  # watched counters at the last health() call
         self.reader = SerialReader(
             config.port, config.baud_rate, self._on_data, clock=clock, on_event=self._on_event,
             on_idle=self._on_idle, on_disconnect=self._on_disconnect,
             read_delay=self.read_delay,
             read_timeout_s=config.read_timeout_s, backoff_max_s=config.reconnect_max_s)
 
+    @property
+    def hardware_id(self) -> str:
+        return self.config.port
+
+    def describe(self) -> str:
+        return (f"{super().describe()}, {self.config.protocol} protocol on {self.config.port} "
+                f"at {self.config.baud_rate} baud")
+
     # --- control (executor thread) ---------------------------------------------------
 
     def open(self) -> str:
-        """Try to open the port now; "" or the error (the reader keeps retrying)."""
-        return self.reader.try_open()
-
-    def start(self) -> None:
+        """Try to open the port now and start the reader thread (which keeps retrying);
+        "" or the error."""
+        problem = self.reader.try_open()
         self.reader.start()
+        return problem
+
+    def start(self, now_ns: int) -> None:
+        self._set_streaming(True)
+
+    def stop(self) -> None:
+        self._set_streaming(False)
 
     def close(self) -> None:
         """Stop the reader thread (no callback runs after this returns) and close the port."""
         self.reader.stop()
 
-    def set_streaming(self, on: bool) -> None:
+    def _set_streaming(self, on: bool) -> None:
         with self._lock:
             self.streaming = bool(on)
             if not on:
@@ -312,9 +474,9 @@ class SerialSource:
 
     # --- status ----------------------------------------------------------------------
 
-    def status(self) -> dict[str, float | int | str | bool]:
+    def status(self) -> dict[str, Any]:
         """Counters for /diagnostics (read from any thread)."""
-        d = self.decoder.stats.as_dict()
+        d: dict[str, Any] = dict(self.decoder.stats.as_dict())
         d.update({
             "connected": self.reader.connected,
             "port": self.config.port,
@@ -332,5 +494,63 @@ class SerialSource:
         })
         return d
 
+    def health(self, active: bool) -> tuple[str, str] | None:
+        """Disconnected: an error; counters grown since the last call: a warning (errors
+        that keep growing keep warning)."""
+        values = self.status()
+        new = []
+        for key in SERIAL_WATCHED:
+            now = int(values.get(key, 0))
+            grown = now - self._reported.get(key, 0)
+            self._reported[key] = now
+            if grown > 0:
+                new.append(f"{grown} new {key.replace('_', ' ')}")
+        if not self.reader.connected:
+            return "error", self.reader.last_error or f"serial port {self.config.port} lost"
+        if new and active:
+            return "warn", "; ".join(new)
+        return "ok", "connected"
 
-__all__ = ["ReplaySource", "SerialConfig", "SerialSource", "SimSource"]
+
+# --- the one place that picks a source -----------------------------------------------------
+
+
+def make_source(settings, *, arrival_clock: Callable[[], float], on_chunks: ChunkSink,
+                on_event: EventSink) -> Source:
+    """The source the settings (:class:`~emg_driver.params.DriverSettings`) ask for, with
+    the channel names it asks for. Raises ValueError / DataError with the reason."""
+    v = settings.values
+    src: Source
+    if settings.source == "sim":
+        src = SimSource(ArmbandSimulator(settings.sim_config(), seed=v["seed"]),
+                        settings.chunk_len())
+    elif settings.source == "replay":
+        rec = load_recording(v["file"], v["format"],
+                             scale_v_per_unit=v["replay_scale_v_per_unit"] or None,
+                             sample_rate_hz=v["replay_sample_rate_hz"] or None)
+        src = ReplaySource(rec, settings.chunk_len(rec.sample_rate_hz), speed=v["rate"],
+                           loop=v["loop"])
+        problems = [p for p in (rec.meta.get("bad_lines"),) if p]
+        if rec.meta.get("nonfinite_rows"):
+            problems.append(f"{rec.meta['nonfinite_rows']} rows with NaN/inf EMG")
+        for problem in problems:
+            on_event("warn", f"{rec.source}: {problem}; replayed as dropped samples")
+    elif settings.source == "serial":
+        cfg = SerialConfig(
+            port=v["port"], baud_rate=v["baud_rate"], protocol=v["protocol"],
+            sample_rate_hz=settings.sample_rate_hz, chunk_len=settings.chunk_len(),
+            text=settings.text_config(), binary=settings.binary_config(),
+            read_timeout_s=v["timeout_s"], reconnect_max_s=v["reconnect_max_s"])
+        src = SerialSource(cfg, clock=arrival_clock, on_chunks=on_chunks, on_event=on_event)
+    else:
+        raise ValueError(f"unknown source {settings.source!r}")
+    if settings.channel_names:
+        if len(settings.channel_names) != src.num_channels:
+            raise ValueError(f"channel_names has {len(settings.channel_names)} names but the "
+                             f"source has {src.num_channels} channels")
+        src.channel_names = list(settings.channel_names)
+    return src
+
+
+__all__ = ["PacedSource", "ReplaySource", "SerialConfig", "SerialSource", "SimSource", "Source",
+           "make_source"]

@@ -12,10 +12,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def channel_names_for(num_channels: int) -> list[str]:
-    """Default channel names ch_1 .. ch_N."""
-    return [f"ch_{k + 1}" for k in range(num_channels)]
-
 @dataclass
 class Chunk:
     """Consecutive samples ready to publish.
@@ -121,4 +117,4 @@ class Chunker:
         return [chunk]
 
 
-__all__ = ["Chunk", "Chunker", "channel_names_for", "chunk_len_for"]
+__all__ = ["Chunk", "Chunker", "chunk_len_for"]

@@ -128,13 +128,13 @@ class EmgStream:
         """(stream indices (n,), data (n, C) float32, chunks) of messages[since:]."""
         import numpy as np
 
-        from emg_driver.emg_msg import msg_to_chunk
+        from emg_hand_core.emg_codec import decode_emg
 
         msgs = self.messages[since:]
         if not msgs:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), np.float32), msgs
         idx = np.concatenate([m.first_sample_index + np.arange(m.num_samples) for m in msgs])
-        data = np.concatenate([msg_to_chunk(m) for m in msgs])
+        data = np.concatenate([decode_emg(m).samples for m in msgs])
         return idx, data, msgs
 
 

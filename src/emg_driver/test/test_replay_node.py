@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import JointState
 
-from emg_driver.emg_msg import stamp_to_ns
-from emg_driver.replay import load_recording, write_emg2pose_h5
-from emg_pose_node.hand_model import JOINT_NAMES
+from emg_hand_core.emg_codec import stamp_to_ns
+from emg_hand_core.hand_model import JOINT_NAMES
+from emg_hand_core.recordings import emg2pose, load_recording
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -31,7 +31,7 @@ def test_replays_a_shared_csv_completely_in_order(shared_data, start_driver, emg
     assert idx.tolist() == list(range(n))
     np.testing.assert_array_equal(data, expected.emg)  # microvolts in the file, volts here
     assert msgs[0].sample_rate_hz == pytest.approx(expected.sample_rate_hz)
-    assert list(msgs[0].channel_names) == expected.channel_names
+    assert tuple(msgs[0].channel_names) == expected.channel_names
     # played at 10x the recording's rate, on the replay's sample clock
     stamps = np.array([stamp_to_ns(m.header.stamp) for m in msgs]) * 1e-9
     span = stamps[-1] - stamps[0]
@@ -48,7 +48,7 @@ def test_replays_emg2pose_hdf5_with_reference_pose_and_loops(tmp_path, start_dri
     rng = np.random.default_rng(2)
     emg = (rng.standard_normal((n, 16)) * 1e-4).astype(np.float32)
     q = np.cumsum(rng.normal(0, 0.01, (n, 20)), axis=0).astype(np.float32)
-    path = write_emg2pose_h5(tmp_path / "session.hdf5", emg, q, rate)
+    path = emg2pose.write_arrays(tmp_path / "session.hdf5", emg, q, rate)
     reference = ros_node.collect(JointState, "hand/reference/joint_states", 1000)
     start_driver(source="replay", file=str(path), loop=True, rate=2.0, autostart=False)
     lc = lifecycle()
@@ -82,5 +82,5 @@ def test_missing_recording_fails_configure_with_a_clear_reason(tmp_path, start_d
     assert not lc.transition("configure")
     assert lc.state() == "unconfigured"
     status = diagnostics.wait_for(lambda s: s["level"] == 2, what="ERROR status")
-    assert "does not exist" in status["message"]
+    assert "no such file" in status["message"]
     assert "absent.h5" in driver.output and driver.process.poll() is None

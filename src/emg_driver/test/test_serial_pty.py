@@ -11,8 +11,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from emg_driver.emg_msg import msg_to_chunk
 from emg_driver.protocols import encode_frame, encode_text_line
+from emg_hand_core.emg_codec import decode_emg
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -30,7 +30,7 @@ def prime(pty_armband, emg_stream, warmup, marker, marker_v: float,
 
     Returns (messages so far, next k): later messages carry only what the test writes next.
     """
-    from emg_driver.emg_msg import msg_to_chunk
+    from emg_hand_core.emg_codec import decode_emg
 
     emg_stream.wait_publisher()
     deadline = time.monotonic() + timeout_s
@@ -46,7 +46,7 @@ def prime(pty_armband, emg_stream, warmup, marker, marker_v: float,
     pty_armband.write(marker(k))
     marker_v = np.float32(marker_v)
     msgs = emg_stream.collector.wait_until(
-        lambda m: bool(m) and np.all(msg_to_chunk(m[-1])[-1] == marker_v), 10.0, "the marker")
+        lambda m: bool(m) and np.all(decode_emg(m[-1]).samples[-1] == marker_v), 10.0, "the marker")
     return len(msgs), k + 1
 
 
@@ -199,7 +199,7 @@ def test_unplug_and_replug_resume_without_restart(pty_armband, start_driver, emg
     lines = [encode_text_line([k] * 8, counter=k) for k in range(300)]
     pty_armband.write_paced([b"".join(lines[k:k + 2]) for k in range(0, 300, 2)], 100.0)
     msgs = emg_stream.collector.wait_until(
-        lambda m: len(m) > since and np.all(msg_to_chunk(m[-1])[-1] == np.float32(299e-5)),
+        lambda m: len(m) > since and np.all(decode_emg(m[-1]).samples[-1] == np.float32(299e-5)),
         10.0, "the last sample written after the replug")
     resumed_after = emg_stream.collector.receive_times[since] - replugged
     assert resumed_after < 1.0  # the reconnect backoff tops out at 0.5 s

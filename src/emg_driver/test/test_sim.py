@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from emg_driver.replay import read_emg2pose_h5
 from emg_driver.sim import (
     EXTENSOR_MUSCLES,
     FLEXOR_MUSCLES,
@@ -20,8 +19,9 @@ from emg_driver.sim import (
     wearer_b,
 )
 from emg_driver.sim_record import main as sim_record_main
-from emg_pose_node.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
-from emg_pose_node.poses import NAMED_POSES
+from emg_hand_core.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from emg_hand_core.poses import NAMED_POSES
+from emg_hand_core.recordings import load_recording
 
 FS = 500.0
 
@@ -158,15 +158,15 @@ def test_sim_record_writes_the_emg2pose_layout(tmp_path):
         assert ts.dtype.names == ("time", "emg", "joint_angles")
         assert ts.dtype["time"] == np.float64
         assert ts.dtype["emg"].subdtype == (np.dtype("float32"), (16,))
-        assert ts.dtype["joint_angles"].subdtype == (np.dtype("float32"), (20,))
+        assert ts.dtype["joint_angles"].subdtype == (np.dtype("float64"), (20,))  # as emg2pose
         attrs = f["emg2pose"].attrs
         assert attrs["sample_rate"] == 2000.0 and attrs["seed"] == 5
         assert attrs["electrode_shift"] == wearer_b(16).electrode_shift
         assert [n.decode() for n in attrs["channel_names"]] == [f"ch_{k}" for k in range(1, 17)]
         assert [n.decode() for n in attrs["joint_names"]] == list(JOINT_NAMES)
-    rec = read_emg2pose_h5(path)
+    rec = load_recording(path)
     assert rec.num_samples == 6000 and rec.sample_rate_hz == 2000.0
-    np.testing.assert_allclose(rec.time_s[:3], [0.0, 0.0005, 0.001])
+    np.testing.assert_allclose(rec.timestamps_s[:3], [0.0, 0.0005, 0.001])
     expect_emg, expect_q = ArmbandSimulator(
         SimConfig(sample_rate_hz=2000.0, num_channels=16, wearer=wearer_b(16)), seed=5
     ).generate(6000)
@@ -177,11 +177,9 @@ def test_sim_record_writes_the_emg2pose_layout(tmp_path):
 def test_the_model_package_reads_what_sim_record_writes(tmp_path):
     """emg_pose_node trains the default model from emg_sim_record's files with its own
     loader: the layout must agree."""
-    from emg_pose_node.data import load_emg2pose_hdf5
-
     path = tmp_path / "train.h5"
     assert sim_record_main(["--output", str(path), "--seconds", "2", "--seed", "3"]) == 0
-    rec = load_emg2pose_hdf5(path)
+    rec = load_recording(path)
     assert rec.sample_rate_hz == 500.0 and rec.emg.shape == (1000, 8)
     assert list(rec.channel_names) == [f"ch_{k}" for k in range(1, 9)]
     emg, q = ArmbandSimulator(seed=3).generate(1000)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import JointState
 
-from emg_driver.emg_msg import msg_to_chunk, stamp_to_ns
 from emg_driver.sim import FLEXOR_MUSCLES, MUSCLE_INDEX, ArmbandSimulator, mixing_matrix
-from emg_pose_node.hand_model import JOINT_NAMES
+from emg_hand_core.emg_codec import decode_emg, stamp_to_ns
+from emg_hand_core.hand_model import JOINT_NAMES
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -141,4 +141,4 @@ def test_configure_applies_changed_parameters(start_driver, emg_stream, lifecycl
     emg_stream.wait_publisher()
     assert lc.transition("activate")
     msgs = emg_stream.collector.wait_for(3, timeout_s=10.0)
-    assert msg_to_chunk(msgs[0]).shape == (10, 4)  # 20 ms at 500 Hz, 4 channels
+    assert decode_emg(msgs[0]).samples.shape == (10, 4)  # 20 ms at 500 Hz, 4 channels

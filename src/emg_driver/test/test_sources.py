@@ -20,7 +20,7 @@ def text_source(**text) -> tuple[SerialSource, list]:
     cfg = SerialConfig(port="/dev/null_emg", protocol="text", sample_rate_hz=100.0, chunk_len=4,
                        text=TextConfig(num_channels=2, **text))
     src = SerialSource(cfg, clock=lambda: 0.0, on_chunks=chunks.extend)
-    src.set_streaming(True)
+    src.start(0)
     return src, chunks
 
 
@@ -40,10 +40,10 @@ def test_paused_stream_discards_and_reconnect_marks_the_gap():
     src, chunks = text_source(counter_column=2)
     src._on_data(b"".join(encode_text_line([k, k], counter=k) for k in range(8)), 10.0)
     assert [c.first_index for c in chunks] == [0, 4]
-    src.set_streaming(False)
+    src.stop()
     src._on_data(b"".join(encode_text_line([k, k], counter=k) for k in range(8, 12)), 10.04)
     assert len(chunks) == 2 and src.samples_discarded_inactive == 4
-    src.set_streaming(True)
+    src.start(0)
     src._on_disconnect()  # unplugged; 2 s later the device is back, its counter restarted
     src._on_data(b"".join(encode_text_line([k, k], counter=k) for k in range(4)), 12.04)
     after = chunks[-1]
@@ -57,7 +57,7 @@ def test_reads_are_scheduled_for_when_a_chunk_can_complete():
     assert src.read_delay() == pytest.approx(4 / 100 - src.READ_MARGIN_S)
     src._on_data(b"1,1\n2,2\n3,3\n", 1.0)
     assert src.read_delay() == pytest.approx(1 / 100 - src.READ_MARGIN_S)
-    src.set_streaming(False)
+    src.stop()
     assert src.read_delay() == 0.0  # paused: keep draining the port
 
 

@@ -21,8 +21,9 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.rosbag2.errors import ReaderError, WriterError
 from rosbags.typesys.store import Typestore
 
+from emg_hand_core.bag_types import ensure_type, typestore
+
 from .bag_core import METADATA_VERSION, STORAGE_IDS, BagError
-from .bag_types import ensure_type, typestore
 
 _STORAGE_PLUGINS = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 

@@ -34,6 +34,8 @@ from rclpy.qos import (
 from rclpy.signals import SignalHandlerOptions
 from rosbags.interfaces import Qos, QosDurability, QosLiveliness, QosReliability
 
+from emg_hand_core.bag_types import split_type_name
+
 from .bag_core import (
     BagError,
     LatenessStats,
@@ -48,7 +50,6 @@ from .bag_core import (
     wait_until,
 )
 from .bag_io import BagSource, BagWriter, TopicRecord
-from .bag_types import split_type_name
 
 GRAPH_POLL_S = 0.1  # how often the recorder looks for publishers of topics not yet recorded
 DRAIN_MAX_S = 0.5  # after a stop request, keep taking already-delivered messages this long

@@ -37,7 +37,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import String
 
-from emg_hand_bringup.bag_types import typestore
+from emg_hand_core.bag_types import typestore
 from emg_hand_testing.processes import NodeProcess, executable_path
 from emg_hand_testing.ros import RosTestNode, wait_until
 from emg_interfaces.msg import EMG, HandKeypoints

@@ -1,7 +1,8 @@
-"""Start installed executables as separate processes, the way ``ros2 run`` does.
+"""Start commands and installed executables as separate processes (:class:`Process`).
 
 ``ros2 run <pkg> <exe>`` runs ``<prefix of pkg>/lib/<pkg>/<exe>``; :func:`executable_path`
-finds the same file through the ament index, so tests exercise what colcon installed.
+finds the same file through the ament index, so tests exercise what colcon installed
+(:class:`NodeProcess`).
 """
 
 from __future__ import annotations
@@ -60,46 +61,72 @@ def _param_literal(value: Any) -> str:
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM when the parent dies (Linux). Strictly, when
+def _child_setup() -> None:
+    """Runs in the child before exec: SIGINT back to its default (our own process may have
+    been started with SIGINT ignored, as a background job; the child must stop on SIGINT
+    as it does in a terminal), and SIGTERM when the parent dies (Linux). Strictly, when
     the *thread* that started it ends, so start processes from a long-lived thread (the
     test's main thread)."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    except ValueError:  # started from a thread other than the main one: nothing to restore
+        pass
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except OSError:
         pass  # not Linux: atexit below still stops them on a normal exit
 
 
-class NodeProcess:
-    """An installed executable running in its own process; output captured to a file.
+class Process:
+    """A command in its own process session; stdout and stderr captured to a log file.
 
-    The child inherits this process's environment (ROS domain included) plus ``env``.
-    ``stop()`` sends SIGINT (rclpy's clean shutdown), then SIGKILL after a grace period. A
-    child never outlives the test process: it gets SIGTERM when its parent dies, and any
-    still running at exit are stopped.
+    The one process wrapper of the workspace: tests, benchmarks and ``make demo`` start
+    nodes, ``ros2 launch`` and scripts with it. The child inherits this process's
+    environment (ROS domain included) plus ``env``. ``log_path``: where the output goes
+    (default: a temporary file, removed by :meth:`close`). :meth:`stop` sends SIGINT
+    (rclpy's and launch's clean shutdown) once, then SIGKILL to the whole session after a
+    grace period; :meth:`close` also kills whatever the command left in its session
+    (launch's children). A child never outlives this process: it gets SIGTERM when its
+    parent dies, and any still running at exit are stopped.
     """
 
-    def __init__(self, package: str, executable: str, args: Sequence[str] = (),
-                 env: dict[str, str] | None = None, cwd: str | os.PathLike | None = None) -> None:
-        self.command = [str(executable_path(package, executable)), *args]
-        self.name = f"{package}/{executable}"
-        self._log = tempfile.NamedTemporaryFile(
-            prefix=f"{executable}_", suffix=".log", delete=False, mode="w+b")
+    def __init__(self, cmd: Sequence[str | os.PathLike], name: str | None = None,
+                 env: dict[str, str] | None = None, cwd: str | os.PathLike | None = None,
+                 log_path: str | os.PathLike | None = None) -> None:
+        self.command = [str(c) for c in cmd]
+        self.name = name or Path(self.command[0]).name
+        if log_path is None:
+            tmp = tempfile.NamedTemporaryFile(prefix=f"{Path(self.name).name}_", suffix=".log",
+                                              delete=False)
+            tmp.close()
+            self.log_path, self._temporary_log = Path(tmp.name), True
+        else:
+            self.log_path, self._temporary_log = Path(log_path), False
+        self._log = open(self.log_path, "wb")
         full_env = dict(os.environ)
         full_env["PYTHONUNBUFFERED"] = "1"
         full_env.update(env or {})
         self.process = subprocess.Popen(
             self.command, stdout=self._log, stderr=subprocess.STDOUT, env=full_env, cwd=cwd,
-            start_new_session=True, preexec_fn=_die_with_parent,
+            start_new_session=True, preexec_fn=_child_setup,
         )
+        self.killed = False  # stop() had to SIGKILL it
+        self._interrupted = False
         _RUNNING.add(self)
         self._lock = threading.Lock()
 
     @property
     def output(self) -> str:
         """Everything the process printed so far (stdout and stderr)."""
-        with self._lock, open(self._log.name, "rb") as f:
+        with self._lock, open(self.log_path, "rb") as f:
             return f.read().decode("utf-8", errors="replace")
+
+    def tail(self, lines: int = 15, indent: str = "    ") -> str:
+        """The last ``lines`` lines of the output, indented."""
+        return "\n".join(f"{indent}{line}" for line in self.output.splitlines()[-lines:])
+
+    def running(self) -> bool:
+        return self.process.poll() is None
 
     def wait_for_output(self, pattern: str, timeout_s: float = 10.0) -> re.Match[str]:
         """Wait until the output matches regex ``pattern``; fail early if the process exits."""
@@ -127,30 +154,60 @@ class NodeProcess:
             raise TimeoutError(f"{self.name} still running after {timeout_s:.1f} s; output:\n"
                                f"{self.output[-4000:]}") from None
 
-    def stop(self, timeout_s: float = 10.0) -> int:
-        """SIGINT, then SIGKILL if it does not exit within ``timeout_s``; return the exit code."""
-        if self.process.poll() is None:
+    def interrupt(self) -> None:
+        """SIGINT (what Ctrl-C sends), once; :meth:`stop` then only waits."""
+        if self.process.poll() is None and not self._interrupted:
+            self._interrupted = True
             self.process.send_signal(signal.SIGINT)
+
+    def stop(self, timeout_s: float = 20.0) -> int:
+        """SIGINT, then SIGKILL to its session if it does not exit within ``timeout_s``;
+        return the exit code."""
+        if self.process.poll() is None:
+            self.interrupt()
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+                self.killed = True
+                self._kill_session()
                 self.process.wait()
         return self.process.returncode
 
-    def close(self) -> None:
-        self.stop()
-        self._log.close()
-        os.unlink(self._log.name)
+    def _kill_session(self) -> None:
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
-    def __enter__(self) -> NodeProcess:
+    def close(self, timeout_s: float = 20.0) -> int:
+        """Stop it, kill anything it left in its session, close (a temporary) log."""
+        code = self.stop(timeout_s)
+        self._kill_session()
+        if not self._log.closed:
+            self._log.close()
+            if self._temporary_log:
+                self.log_path.unlink(missing_ok=True)
+        return code
+
+    def __enter__(self) -> Process:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-_RUNNING: weakref.WeakSet[NodeProcess] = weakref.WeakSet()
+class NodeProcess(Process):
+    """An installed executable (``ros2 run <package> <executable> args...``) as a
+    :class:`Process`."""
+
+    def __init__(self, package: str, executable: str, args: Sequence[str] = (),
+                 env: dict[str, str] | None = None, cwd: str | os.PathLike | None = None,
+                 log_path: str | os.PathLike | None = None) -> None:
+        super().__init__([executable_path(package, executable), *args],
+                         name=f"{package}/{executable}", env=env, cwd=cwd, log_path=log_path)
+
+
+_RUNNING: weakref.WeakSet[Process] = weakref.WeakSet()
 
 
 @atexit.register

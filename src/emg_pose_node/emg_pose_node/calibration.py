@@ -12,13 +12,16 @@
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from .hand_model import JOINT_NAMES, NUM_JOINTS
-from .poses import NAMED_POSES
+from emg_hand_core.hand_model import JOINT_NAMES, NUM_JOINTS
+from emg_hand_core.names import NameOrderError, joint_angles_in_order
+from emg_hand_core.poses import NAMED_POSES
+from emg_hand_core.tracks import DEFAULT_MAX_GAP_S, interpolate_track
 
 PHASE_GET_READY, PHASE_HOLD, PHASE_REST, PHASE_DONE = 0, 1, 2, 3  # CalibrationPrompt phases
 
@@ -110,11 +113,12 @@ class ReferenceTrack:
     """Reference joint angles over time, for alignment to EMG sample times.
 
     ``add`` takes JointState-like data (names, positions, stamp); joints are reordered into
-    :data:`JOINT_NAMES`. Messages lacking any of the 20 joints or holding non-finite values
-    are refused (counted in ``rejected``).
+    :data:`JOINT_NAMES` (``emg_hand_core.names``). Messages that cannot be ordered (missing
+    joints, wrong counts, non-finite values) or whose time does not increase are refused
+    (counted in ``rejected``). Interpolation onto EMG times: ``emg_hand_core.tracks``.
     """
 
-    def __init__(self, max_gap_s: float = 0.1) -> None:
+    def __init__(self, max_gap_s: float = DEFAULT_MAX_GAP_S) -> None:
         self.max_gap_s = max_gap_s
         self._t: list[float] = []
         self._q: list[np.ndarray] = []
@@ -124,12 +128,12 @@ class ReferenceTrack:
         return len(self._t)
 
     def add(self, t_s: float, names: Sequence[str], positions: Sequence[float]) -> bool:
-        index = {n: i for i, n in enumerate(names)}
-        if len(positions) != len(names) or any(j not in index for j in JOINT_NAMES):
+        try:
+            q = joint_angles_in_order(names, positions)
+        except NameOrderError:
             self.rejected += 1
             return False
-        q = np.array([positions[index[j]] for j in JOINT_NAMES], dtype=np.float64)
-        if not np.all(np.isfinite(q)) or (self._t and t_s <= self._t[-1]):
+        if not math.isfinite(t_s) or (self._t and t_s <= self._t[-1]):
             self.rejected += 1
             return False
         self._t.append(float(t_s))
@@ -139,18 +143,10 @@ class ReferenceTrack:
     def interpolate(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Joint angles (n, 20) at times ``t_s`` and a mask of times bracketed by reference
         samples no more than ``max_gap_s`` apart."""
-        t_s = np.asarray(t_s, dtype=np.float64)
-        if len(self._t) < 2:
+        if not self._t:
+            t_s = np.asarray(t_s, dtype=np.float64)
             return np.zeros((t_s.size, NUM_JOINTS)), np.zeros(t_s.size, dtype=bool)
-        ref_t = np.asarray(self._t)
-        ref_q = np.stack(self._q)
-        hi = np.clip(np.searchsorted(ref_t, t_s, side="left"), 1, len(ref_t) - 1)
-        lo = hi - 1
-        span = ref_t[hi] - ref_t[lo]
-        w = np.clip((t_s - ref_t[lo]) / np.where(span > 0, span, 1.0), 0.0, 1.0)
-        q = ref_q[lo] * (1.0 - w)[:, None] + ref_q[hi] * w[:, None]
-        valid = (t_s >= ref_t[0]) & (t_s <= ref_t[-1]) & (span <= self.max_gap_s)
-        return q, valid
+        return interpolate_track(np.asarray(self._t), np.stack(self._q), t_s, self.max_gap_s)
 
 
 class CalibrationRecording:

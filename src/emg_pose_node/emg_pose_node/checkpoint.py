@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .hand_model import JOINT_NAMES
+from emg_hand_core.hand_model import JOINT_NAMES
+
 from .network import EMGToPose, NetworkConfig
 from .preprocessing import PreprocessConfig
 

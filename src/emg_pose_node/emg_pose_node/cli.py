@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from .data import DataError, load_recording
+from emg_hand_core.recordings import DataError, load_recording
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -101,8 +101,9 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def train_main(argv: list[str] | None = None) -> int:
+    from emg_hand_core.recordings import usable_channels
+
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .data import usable_channels
     from .evaluation import evaluate, format_table
     from .report import write_report
     from .training import PRESETS, TrainSettings, train

@@ -23,9 +23,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from emg_hand_core.hand_model import KEYPOINT_NAMES, forward_kinematics, inverse_kinematics
+from emg_hand_core.recordings import Recording
+
 from .checkpoint import Checkpoint
-from .data import Recording
-from .hand_model import KEYPOINT_NAMES, forward_kinematics, inverse_kinematics
 from .training import TrainSettings, WindowSet, predict_set, prepare_data
 
 RIDGE_LAMBDAS = (0.1, 1.0, 10.0, 100.0, 1000.0)
@@ -91,7 +92,7 @@ def metrics_for(output: str, names: Sequence[str], true: np.ndarray, pred: np.nd
         kp_pred = pred.reshape(-1, len(KEYPOINT_NAMES), 3).astype(np.float64)
         q_true, q_pred = inverse_kinematics(kp_true), inverse_kinematics(kp_pred)
     angle_err = np.degrees(np.abs(q_pred - q_true))
-    from .hand_model import JOINT_NAMES
+    from emg_hand_core.hand_model import JOINT_NAMES
 
     out["joint_angle_error_deg"] = float(angle_err.mean())
     out["joint_angle_error_deg_per_joint"] = {n: float(v) for n, v in

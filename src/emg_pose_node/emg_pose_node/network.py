@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .hand_model import JOINT_NAMES, KEYPOINT_NAMES
+from emg_hand_core.hand_model import JOINT_NAMES, KEYPOINT_NAMES
 
 OUTPUT_CONVENTIONS = ("joint_angles", "keypoints", "values")
 FRONTENDS = ("conv", "log_power")

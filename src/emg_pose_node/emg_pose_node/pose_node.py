@@ -46,6 +46,15 @@ from rclpy.time import Time
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
+from emg_hand_core.emg_codec import EmgDecodeError, decode_emg, stamp_to_ns
+from emg_hand_core.hand_model import (
+    HAND_FRAME,
+    JOINT_NAMES,
+    KEYPOINT_NAMES,
+    clamp_to_limits,
+    forward_kinematics,
+)
+from emg_hand_core.poses import GUIDED_CALIBRATION_POSES, NAMED_POSES
 from emg_interfaces.action import Calibrate
 from emg_interfaces.msg import EMG, CalibrationPrompt, HandKeypoints
 from emg_interfaces.srv import LoadModel, SaveModel
@@ -57,10 +66,8 @@ from .calibration import (
     ReferenceTrack,
 )
 from .checkpoint import CHECKPOINT_EXTENSION, Checkpoint, load_checkpoint, save_checkpoint
-from .hand_model import HAND_FRAME, JOINT_NAMES, KEYPOINT_NAMES, clamp_to_limits, forward_kinematics
 from .model_names import model_path, validate_model_name
 from .one_euro import OneEuroFilter
-from .poses import GUIDED_CALIBRATION_POSES, NAMED_POSES
 from .stream_guard import EmgStreamGuard, Fault, SampleRing
 from .streaming import BACKENDS, StreamingPredictor
 
@@ -386,17 +393,15 @@ class EmgPoseNode(Node):
     # --- EMG in -----------------------------------------------------------------------
 
     def _on_emg(self, msg: EMG) -> None:
-        channels = len(msg.channel_names)
-        data = np.asarray(msg.data, dtype=np.float32)
-        if channels == 0 or data.size != msg.num_samples * channels:
+        try:
+            chunk = decode_emg(msg)
+        except EmgDecodeError as err:
             with self._lock:
                 self._stats["malformed"] += 1
-            self._report(f"malformed EMG chunk: {data.size} values for {msg.num_samples} "
-                         f"samples x {channels} channels")
+            self._report(f"malformed EMG chunk: {err}")
             return
-        samples = data.reshape(msg.num_samples, channels)
-        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
-        first = int(msg.first_sample_index)
+        samples, stamp_ns, first = chunk.samples, chunk.stamp_ns, chunk.first_sample_index
+        channels = chunk.num_channels
         with self._lock:
             self._stream_shape = (channels, float(msg.sample_rate_hz))
             self._stats["chunks"] += 1
@@ -656,8 +661,7 @@ class EmgPoseNode(Node):
             track = ReferenceTrack()
             reference_sub = self.create_subscription(
                 JointState, goal.reference_topic or self._p["reference_topic"],
-                lambda m: track.add(Time.from_msg(m.header.stamp).nanoseconds * 1e-9, m.name,
-                                    m.position),
+                lambda m: track.add(stamp_to_ns(m.header.stamp) * 1e-9, m.name, m.position),
                 QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE),
                 callback_group=self._slow_group)
         try:

@@ -30,8 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emg_hand_core.hand_model import NUM_KEYPOINTS, forward_kinematics, inverse_kinematics
+
 from .checkpoint import Checkpoint, check_compatible, load_checkpoint
-from .hand_model import NUM_KEYPOINTS, forward_kinematics, inverse_kinematics
 from .network import FrameCache
 from .preprocessing import Preprocessor
 

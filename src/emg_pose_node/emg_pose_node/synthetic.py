@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import Recording
-from .hand_model import JOINT_LOWER, JOINT_UPPER, NUM_JOINTS
+from emg_hand_core.hand_model import JOINT_LOWER, JOINT_UPPER, NUM_JOINTS
+from emg_hand_core.recordings import Recording
 
 
 def smooth_joint_angles(num: int, sample_rate_hz: float, rng: np.random.Generator,
@@ -48,4 +48,4 @@ def synthetic_recording(duration_s: float = 20.0, sample_rate_hz: float = 500.0,
                      channel_names=tuple(f"ch_{i + 1}" for i in range(channels)),
                      timestamps_s=np.arange(n) / sample_rate_hz, joint_angles=q,
                      label_mask=np.ones(n, bool), source=f"synthetic(seed={seed})",
-                     meta={"format": "synthetic"})
+                     format="synthetic")

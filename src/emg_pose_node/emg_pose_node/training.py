@@ -30,11 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from emg_hand_core.hand_model import NUM_JOINTS, forward_kinematics
+from emg_hand_core.recordings import DataError, Recording
+
 from .checkpoint import Checkpoint, check_compatible
-from .data import DataError, Recording
-from .hand_model import NUM_JOINTS, forward_kinematics, forward_kinematics_torch
 from .network import EMGToPose, NetworkConfig, aligned_window, output_names_for
 from .preprocessing import PreprocessConfig, fit_normalisation
+from .torch_kinematics import forward_kinematics_torch
 from .windows import Prepared, prepare, segment, window_ends
 
 ProgressCallback = Callable[[int, int, float], None]  # (epoch, epochs_total, train loss)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import DataError, Recording
+from emg_hand_core.recordings import DataError, Recording
+
 from .preprocessing import PreprocessConfig, Preprocessor, model_rate_indices
 
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from emg_hand_core.recordings import emg2pose
 from emg_pose_node.checkpoint import load_checkpoint
 from emg_pose_node.cli import eval_main, train_main
-from emg_pose_node.data import write_emg2pose_hdf5
 from emg_pose_node.synthetic import synthetic_recording
 
 TINY = ["--frontend", "log_power", "--conv-channels", "8", "--kernel-size", "5", "--pool", "8",
@@ -20,7 +20,7 @@ def sim_h5(tmp_path_factory):
     path = tmp_path_factory.mktemp("sim") / "sim_record.h5"
     rec = synthetic_recording(duration_s=20.0, sample_rate_hz=250.0, channels=8, seed=21)
     rec.joint_angles[:50] = 0.0  # a failed-label stretch, masked by the loader
-    write_emg2pose_hdf5(path, rec)
+    emg2pose.write(path, rec)
     return path
 
 
@@ -61,7 +61,7 @@ def test_finetune_through_the_cli(trained_cli, tmp_path, capsys):
     rec = synthetic_recording(duration_s=20.0, sample_rate_hz=250.0, channels=8, seed=22)
     rec.emg *= np.linspace(0.5, 2.0, 8, dtype=np.float32)
     calib = tmp_path / "calib.h5"
-    write_emg2pose_hdf5(calib, rec)
+    emg2pose.write(calib, rec)
     capsys.readouterr()
     code = train_main([str(calib), "--out", str(tmp_path / "tuned.safetensors"),
                        "--finetune-from", str(trained_cli / "default.safetensors"),
@@ -76,7 +76,7 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     assert train_main([str(tmp_path / "missing.h5"), "--out", str(tmp_path / "x.st")]) == 2
     assert "no such file" in capsys.readouterr().err
     wrong = tmp_path / "wrong.h5"
-    write_emg2pose_hdf5(wrong, synthetic_recording(duration_s=2.0, sample_rate_hz=250.0,
+    emg2pose.write(wrong, synthetic_recording(duration_s=2.0, sample_rate_hz=250.0,
                                                    channels=8))
     assert train_main([str(wrong), "--out", str(tmp_path / "x.st"), "--model-rate-hz", "100",
                        *TINY]) == 2

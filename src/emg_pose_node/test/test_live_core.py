@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from emg_hand_core.hand_model import JOINT_NAMES
+from emg_hand_core.poses import NAMED_POSES
 from emg_pose_node.calibration import (
     PHASE_DONE,
     PHASE_GET_READY,
@@ -16,10 +18,8 @@ from emg_pose_node.calibration import (
     ReferenceTrack,
     labelled_segments,
 )
-from emg_pose_node.hand_model import JOINT_NAMES
 from emg_pose_node.model_names import model_path, validate_model_name
 from emg_pose_node.one_euro import OneEuroFilter
-from emg_pose_node.poses import NAMED_POSES
 from emg_pose_node.stream_guard import EmgStreamGuard, Fault, SampleRing
 
 RATE = 500.0

@@ -17,13 +17,13 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 
+from emg_hand_core.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER, KEYPOINT_NAMES
 from emg_hand_testing.processes import NodeProcess, ros_args
 from emg_hand_testing.ros import RosTestNode, wait_future, wait_until
 from emg_interfaces.action import Calibrate
 from emg_interfaces.msg import EMG, CalibrationPrompt, HandKeypoints
 from emg_interfaces.srv import LoadModel, SaveModel
 from emg_pose_node.checkpoint import save_checkpoint
-from emg_pose_node.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER, KEYPOINT_NAMES
 from emg_pose_node.testing import tiny_checkpoint
 
 RATE = 500.0

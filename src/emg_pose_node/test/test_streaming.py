@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from emg_hand_core.hand_model import forward_kinematics
 from emg_pose_node.checkpoint import CheckpointError, save_checkpoint
-from emg_pose_node.hand_model import forward_kinematics
 from emg_pose_node.streaming import StreamingPredictor
 from emg_pose_node.synthetic import synthetic_recording
 from emg_pose_node.testing import tiny_checkpoint as make_checkpoint

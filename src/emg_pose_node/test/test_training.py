@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from emg_hand_core.hand_model import forward_kinematics
 from emg_pose_node.evaluation import evaluate, format_table, metrics_for, r2_scores
-from emg_pose_node.hand_model import forward_kinematics
 from emg_pose_node.streaming import StreamingPredictor
 from emg_pose_node.synthetic import synthetic_recording
 from emg_pose_node.testing import tiny_train_settings as tiny_settings
@@ -144,7 +144,7 @@ def test_finetune_cancel_and_too_little_data(trained):
     res = finetune(trained.checkpoint, emg, q, FinetuneSettings(epochs=50),
                    should_stop=lambda: True)
     assert res.cancelled and not res.accepted and res.epochs_run == 0
-    from emg_pose_node.data import DataError
+    from emg_hand_core.recordings import DataError
 
     with pytest.raises(DataError, match="too little usable calibration data"):
         finetune(trained.checkpoint, emg[:100], q[:100])

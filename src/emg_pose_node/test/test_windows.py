@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from emg_pose_node.data import Recording
+from emg_hand_core.recordings import Recording
 from emg_pose_node.preprocessing import PreprocessConfig
 from emg_pose_node.testing import tiny_train_settings as tiny_settings
 from emg_pose_node.training import prepare_data

@@ -5,7 +5,7 @@ joint is a linear combination of human joint angles::
 
     target_j = offset_j + sum_i gains_j[i] * human_i        [rad]
 
-with human joints named as :data:`emg_pose_node.hand_model.JOINT_NAMES`. The profile also
+with human joints named as :data:`emg_hand_core.hand_model.JOINT_NAMES`. The profile also
 gives each joint's limits [rad], maximum velocity [rad/s], kind (flexion, abduction,
 rotation) and, for flexion joints, which limit closes the hand; and the safe posture the
 watchdog drives to. Pure (numpy + PyYAML); no rclpy.
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import yaml
 
-from emg_pose_node.hand_model import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
-from emg_pose_node.poses import NAMED_POSES
+from emg_hand_core.hand_model import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
+from emg_hand_core.poses import NAMED_POSES
 
 KINDS = ("flexion", "abduction", "rotation")
 SHIPPED_PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles"
@@ -141,7 +141,7 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> HandPr
         for human, gain in gmap.items():
             if human not in JOINT_INDEX:
                 raise _err(source, f"{where}.gains", f"unknown human joint {human!r}; "
-                           f"expected one of emg_pose_node.hand_model.JOINT_NAMES")
+                           f"expected one of emg_hand_core.hand_model.JOINT_NAMES")
             gains[j, JOINT_INDEX[human]] = _number(source, f"{where}.gains.{human}", gain)
         names.append(jname)
         kinds.append(kind)
@@ -167,7 +167,7 @@ def _safe_posture(profile: HandProfile, spec: Any, source: str) -> np.ndarray:
     if isinstance(spec, str):
         if spec not in NAMED_POSES:
             raise _err(source, "safe_posture", f"unknown pose {spec!r}; a name from "
-                       f"emg_pose_node.poses.NAMED_POSES or {{joint: angle}} is required")
+                       f"emg_hand_core.poses.NAMED_POSES or {{joint: angle}} is required")
         return profile.clamp(profile.retarget(NAMED_POSES[spec]))
     if isinstance(spec, Mapping):
         posture = profile.open_limit()
@@ -219,7 +219,7 @@ def resolve_profile_path(profile: str, search_dirs: list[Path] | tuple[Path, ...
 
 def human_profile_dict() -> dict[str, Any]:
     """The ``human`` identity profile as data (what ``config/profiles/human.yaml`` holds)."""
-    from emg_pose_node.hand_model import JOINT_LOWER, JOINT_UPPER, MAX_JOINT_VELOCITY_RAD_S
+    from emg_hand_core.hand_model import JOINT_LOWER, JOINT_UPPER, MAX_JOINT_VELOCITY_RAD_S
 
     joints = []
     for i, jname in enumerate(JOINT_NAMES):

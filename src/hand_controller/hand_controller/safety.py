@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from emg_pose_node.hand_model import JOINT_NAMES, NUM_JOINTS
+from emg_hand_core.names import JOINT_ORDER, NameOrderError
 
 from .profile import HandProfile
 
@@ -136,7 +136,6 @@ class ControllerCore:
         self.filter = SafetyFilter(p.lower, p.upper, p.max_velocity, max_step_dt_s=self.period_s,
                                    lowpass_cutoff_hz=self.lowpass_cutoff_hz,
                                    position=p.safe_posture, t_s=self.t_s)
-        self._index_cache: dict[tuple[str, ...], np.ndarray] = {}
         self._last_input_t: float | None = None
         self._enabled_t = self.t_s
         self.state = State.DISABLED
@@ -157,30 +156,10 @@ class ControllerCore:
     def parse_input(self, names: Sequence[str], positions: Sequence[float]) -> np.ndarray | None:
         """Human joint angles (20,) in JOINT_NAMES order, or None (rejected and counted)."""
         self.counters.received += 1
-        values = np.asarray(positions, dtype=np.float64)
-        key = tuple(names)
-        if not key:
-            if values.shape != (NUM_JOINTS,):
-                return self._reject("length", f"{values.size} positions without names; "
-                                    f"expected {NUM_JOINTS} in JOINT_NAMES order")
-            q = values
-        else:
-            if len(key) != values.size:
-                return self._reject("length", f"{len(key)} names but {values.size} positions")
-            index = self._index_cache.get(key)
-            if index is None:
-                where = {n: i for i, n in enumerate(key)}
-                missing = [n for n in JOINT_NAMES if n not in where]
-                if missing:
-                    return self._reject("length", f"missing joints {missing[:4]}"
-                                        f"{'...' if len(missing) > 4 else ''}")
-                index = np.array([where[n] for n in JOINT_NAMES])
-                if len(self._index_cache) < 16:
-                    self._index_cache[key] = index
-            q = values[index]
-        if not np.all(np.isfinite(q)):
-            bad = [JOINT_NAMES[i] for i in np.flatnonzero(~np.isfinite(q))]
-            return self._reject("nonfinite", f"non-finite angles for {bad[:4]}")
+        try:
+            q = JOINT_ORDER.order(names, positions)
+        except NameOrderError as err:
+            return self._reject("nonfinite" if err.kind == "nonfinite" else "length", str(err))
         self.counters.accepted += 1
         return q
 

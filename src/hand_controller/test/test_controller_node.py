@@ -22,10 +22,10 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from emg_hand_core.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from emg_hand_core.poses import NAMED_POSES
 from emg_hand_testing.processes import ros_args
 from emg_hand_testing.ros import wait_until
-from emg_pose_node.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
-from emg_pose_node.poses import NAMED_POSES
 from hand_controller.profile import load_profile, resolve_profile_path
 from hand_controller.serial_frame import decode_commands
 

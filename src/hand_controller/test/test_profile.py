@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from emg_pose_node.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
-from emg_pose_node.poses import NAMED_POSES
+from emg_hand_core.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from emg_hand_core.poses import NAMED_POSES
 from hand_controller.profile import (
     SHIPPED_PROFILE_DIR,
     ProfileError,

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emg_pose_node.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
-from emg_pose_node.poses import NAMED_POSES
+from emg_hand_core.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
+from emg_hand_core.poses import NAMED_POSES
 from hand_controller.profile import load_profile, resolve_profile_path
 from hand_controller.safety import ControllerCore, SafetyFilter, State
 

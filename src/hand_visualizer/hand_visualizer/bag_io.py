@@ -1,18 +1,17 @@
-"""Reading predicted and reference hand poses from recordings, for ``hand_render``.
+"""The predicted and reference hand poses of a recording, for ``hand_render``.
 
-Sources:
+Sources (read with ``emg_hand_core.recordings``; no rclpy):
 
-* a rosbag2 folder (sqlite3 or MCAP; or one of its .db3/.mcap files), read with the
-  ``rosbags`` library (no ROS needed): ``sensor_msgs/msg/JointState`` on
-  ``hand/joint_states`` (predicted) and ``hand/reference/joint_states`` (reference), under
-  any namespace;
+* a rosbag2 folder (sqlite3 or MCAP; or one of its .db3/.mcap files): the
+  ``sensor_msgs/msg/JointState`` streams ``hand/joint_states`` (predicted) and
+  ``hand/reference/joint_states`` (reference), under any namespace
+  (:func:`emg_hand_core.recordings.rosbag2.read_joint_tracks`);
 * an ``.npz`` file with ``t`` (N,) [s], ``q_pred`` (N, 20) and/or ``q_ref`` (N, 20) [rad]
   (optionally ``t_ref`` when the reference has its own times), e.g. from an evaluation;
-* an emg2pose-format HDF5 file (group ``emg2pose``, dataset ``timeseries`` with ``time`` and
-  ``joint_angles``): its joint angles are the reference.
+* any other recording with joint angles (emg2pose HDF5, ...): its joint angles are the
+  reference.
 
-Times come from header stamps (the bag's receive time when a stamp is zero) and are made
-relative to the earliest message, in seconds. Pure: no rclpy.
+Times are made relative to the earliest pose, in seconds.
 """
 
 from __future__ import annotations
@@ -21,95 +20,39 @@ from pathlib import Path
 
 import numpy as np
 
-from emg_pose_node.hand_model import JOINT_NAMES, NUM_JOINTS
-from emg_pose_node.hand_plot import Series
+from emg_hand_core.hand_plot import Series
+from emg_hand_core.recordings import DataError, load_recording
+from emg_hand_core.recordings.rosbag2 import looks_like as is_bag
+from emg_hand_core.recordings.rosbag2 import read_joint_tracks
+from emg_hand_core.topics import JOINT_STATES_TOPIC, REFERENCE_TOPIC
 
-PREDICTED_TOPIC = "hand/joint_states"
-REFERENCE_TOPIC = "hand/reference/joint_states"
+PREDICTED_TOPIC = JOINT_STATES_TOPIC
 
 
 class RecordingError(ValueError):
     """A recording that cannot be rendered, with the reason."""
 
 
-def _match_topic(available: list[str], wanted: str) -> str | None:
-    """The bag topic for a relative name: exact (``/name``) or under a namespace."""
-    wanted = wanted.strip("/")
-    exact = [t for t in available if t.strip("/") == wanted]
-    if exact:
-        return exact[0]
-    namespaced = sorted(t for t in available if t.endswith("/" + wanted))
-    # hand/joint_states must not match .../hand/reference/joint_states: the suffix
-    # check already requires the whole relative name after a slash.
-    return namespaced[0] if namespaced else None
-
-
-def _reorder(names, positions, topic: str) -> np.ndarray | None:
-    values = np.asarray(positions, dtype=np.float64)
-    if not len(names):
-        return values if values.shape == (NUM_JOINTS,) else None
-    where = {n: i for i, n in enumerate(names)}
-    if len(names) != values.size or any(n not in where for n in JOINT_NAMES):
-        return None
-    return values[[where[n] for n in JOINT_NAMES]]
-
-
 def read_bag(path: str | Path, predicted_topic: str = PREDICTED_TOPIC,
              reference_topic: str = REFERENCE_TOPIC) -> tuple[Series | None, Series | None]:
     """(predicted, reference) series from a rosbag2; either may be None when absent."""
     try:
-        from rosbags.highlevel import AnyReader
-        from rosbags.typesys import Stores, get_typestore
-    except ImportError as exc:  # not a rosdep key: pip install rosbags
-        raise RecordingError("reading bags needs the 'rosbags' Python package "
-                             "(pip install rosbags)") from exc
-    path = Path(path)
-    if path.is_file() and path.suffix in (".mcap", ".db3"):
-        path = path.parent
-    if not (path / "metadata.yaml").is_file():
-        raise RecordingError(f"{path} is not a rosbag2 folder (no metadata.yaml)")
-    with AnyReader([path], default_typestore=get_typestore(Stores.ROS2_JAZZY)) as reader:
-        topics = sorted({c.topic for c in reader.connections})
-        chosen = {}
-        for role, wanted in (("predicted", predicted_topic), ("reference", reference_topic)):
-            topic = _match_topic(topics, wanted)
-            if topic is not None:
-                chosen[topic] = role
-        if not chosen:
-            raise RecordingError(f"{path}: no {predicted_topic} or {reference_topic} topic; "
-                                 f"the bag has {topics}")
-        data = {role: ([], []) for role in chosen.values()}
-        skipped = 0
-        connections = [c for c in reader.connections if c.topic in chosen]
-        for conn, bag_time_ns, raw in reader.messages(connections=connections):
-            if conn.msgtype != "sensor_msgs/msg/JointState":
-                raise RecordingError(f"{conn.topic} has type {conn.msgtype}, "
-                                     "expected sensor_msgs/msg/JointState")
-            msg = reader.deserialize(raw, conn.msgtype)
-            q = _reorder(list(msg.name), msg.position, conn.topic)
-            if q is None or not np.all(np.isfinite(q)):
-                skipped += 1
-                continue
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            times, poses = data[chosen[conn.topic]]
-            times.append(stamp if stamp else bag_time_ns)
-            poses.append(q)
-    return _series(data, str(path))
+        tracks = read_joint_tracks(path, [predicted_topic, reference_topic])
+    except DataError as exc:
+        raise RecordingError(str(exc)) from None
+    if not tracks:
+        raise RecordingError(f"{path}: no {predicted_topic} or {reference_topic} topic")
+    usable = {name: t for name, t in tracks.items() if len(t.stamps_ns)}
+    if not usable:
+        raise RecordingError(f"{path}: no usable joint states (20 named, finite angles)")
+    t0 = min(int(t.stamps_ns[0]) for t in usable.values())
+    def series(name: str, label: str) -> Series | None:
+        track = usable.get(name)
+        if track is None:
+            return None
+        return Series((track.stamps_ns - t0).astype(np.float64) * 1e-9, track.angles, label)
 
-
-def _series(data: dict, source: str) -> tuple[Series | None, Series | None]:
-    starts = [min(times) for times, _ in data.values() if times]
-    if not starts:
-        raise RecordingError(f"{source}: no usable joint states (20 named, finite angles)")
-    t0 = min(starts)
-    out = {}
-    for role, (times, poses) in data.items():
-        if not times:
-            continue
-        t = (np.asarray(times, dtype=np.int64) - t0).astype(np.float64) * 1e-9
-        order = np.argsort(t, kind="stable")
-        out[role] = Series(t[order], np.asarray(poses)[order], role)
-    return out.get("predicted"), out.get("reference")
+    return series(predicted_topic, "predicted"), series(reference_topic, "reference")
 
 
 def read_npz(path: str | Path) -> tuple[Series | None, Series | None]:
@@ -124,36 +67,33 @@ def read_npz(path: str | Path) -> tuple[Series | None, Series | None]:
     return pred, ref
 
 
-def read_emg2pose_hdf5(path: str | Path) -> tuple[Series | None, Series | None]:
+def read_reference(path: str | Path) -> tuple[None, Series]:
+    """The joint angles of any recording with them, as the reference series."""
     try:
-        import h5py
-    except ImportError as exc:
-        raise RecordingError("reading HDF5 needs h5py") from exc
-    with h5py.File(path, "r") as f:
-        try:
-            ts = f["emg2pose"]["timeseries"]
-            t = np.asarray(ts["time"], dtype=np.float64)
-            q = np.asarray(ts["joint_angles"], dtype=np.float64)
-        except (KeyError, ValueError) as exc:
-            raise RecordingError(f"{path}: not an emg2pose file (emg2pose/timeseries with "
-                                 f"time and joint_angles): {exc}") from exc
-    return None, Series(t - t[0], q, "reference")
+        rec = load_recording(path)
+    except DataError as exc:
+        raise RecordingError(str(exc)) from None
+    if rec.joint_angles is None:
+        raise RecordingError(f"{path}: no joint angles to draw (it holds "
+                             f"{rec.describe_labels()})")
+    ok = rec.valid_labels()
+    t = rec.timestamps_s if rec.timestamps_s is not None else (
+        np.arange(rec.num_samples) / rec.sample_rate_hz)
+    return None, Series(t[ok] - t[ok][0], rec.joint_angles[ok], "reference")
 
 
 def read_recording(path: str | Path, predicted_topic: str = PREDICTED_TOPIC,
                    reference_topic: str = REFERENCE_TOPIC) -> tuple[Series | None,
                                                                     Series | None]:
-    """Dispatch on the kind of ``path``: rosbag2 folder/file, .npz, or emg2pose HDF5."""
+    """Dispatch on the kind of ``path``: rosbag2, .npz, or another recording format."""
     path = Path(path)
     if not path.exists():
         raise RecordingError(f"{path} does not exist")
-    if path.is_dir() or path.suffix in (".mcap", ".db3"):
+    if is_bag(path):
         return read_bag(path, predicted_topic, reference_topic)
     if path.suffix == ".npz":
         return read_npz(path)
-    if path.suffix in (".h5", ".hdf5"):
-        return read_emg2pose_hdf5(path)
-    raise RecordingError(f"{path}: unknown recording type (a rosbag2 folder, .npz or .hdf5)")
+    return read_reference(path)
 
 
 def clip_time(series: Series | None, start_s: float | None,

@@ -14,7 +14,7 @@ from geometry_msgs.msg import Point, TransformStamped
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker
 
-from emg_pose_node.hand_model import BONES, KEYPOINT_NAMES, NUM_KEYPOINTS
+from emg_hand_core.hand_model import BONES, NUM_KEYPOINTS
 
 PREDICTION_RGBA = (0.85, 0.15, 0.15, 1.0)  # when no confidence is known
 REFERENCE_RGBA = (0.55, 0.65, 0.85, 0.45)  # the ghost of hand/reference/joint_states
@@ -98,27 +98,6 @@ def hand_markers(
     return [joints, bones]
 
 
-def keypoints_in_order(names: Sequence[str], positions: np.ndarray) -> np.ndarray:
-    """Reorder (N, 3) positions named ``names`` into KEYPOINT_NAMES order (21, 3).
-
-    Empty names mean the positions are already in that order. Raises ValueError when a
-    keypoint is missing or the counts disagree.
-    """
-    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-    if not names:
-        if positions.shape[0] != NUM_KEYPOINTS:
-            raise ValueError(f"{positions.shape[0]} keypoints without names; expected "
-                             f"{NUM_KEYPOINTS} in KEYPOINT_NAMES order")
-        return positions
-    if len(names) != positions.shape[0]:
-        raise ValueError(f"{len(names)} names but {positions.shape[0]} positions")
-    where = {n: i for i, n in enumerate(names)}
-    missing = [n for n in KEYPOINT_NAMES if n not in where]
-    if missing:
-        raise ValueError(f"missing keypoints {missing[:4]}")
-    return positions[[where[n] for n in KEYPOINT_NAMES]]
-
-
 def quaternion_from_matrix(r: np.ndarray) -> tuple[float, float, float, float]:
     """Rotation matrix (3, 3) -> unit quaternion (x, y, z, w), w >= 0."""
     r = np.asarray(r, dtype=np.float64)
@@ -166,29 +145,3 @@ def transform(parent: str, child: str, stamp: Time, xyz, quat_xyzw) -> Transform
     (t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z,
      t.transform.rotation.w) = (float(v) for v in quat_xyzw)
     return t
-
-
-def angles_in_order(names: Sequence[str], positions: Sequence[float]) -> np.ndarray:
-    """JointState (names, positions) -> 20 finite angles in JOINT_NAMES order [rad].
-
-    Empty names mean JOINT_NAMES order. Raises ValueError (wrong count, missing joint,
-    non-finite value).
-    """
-    from emg_pose_node.hand_model import JOINT_NAMES, NUM_JOINTS
-
-    values = np.asarray(positions, dtype=np.float64)
-    if not names:
-        if values.shape != (NUM_JOINTS,):
-            raise ValueError(f"{values.size} positions without names; expected {NUM_JOINTS}")
-        q = values
-    else:
-        if len(names) != values.size:
-            raise ValueError(f"{len(names)} names but {values.size} positions")
-        where = {n: i for i, n in enumerate(names)}
-        missing = [n for n in JOINT_NAMES if n not in where]
-        if missing:
-            raise ValueError(f"missing joints {missing[:4]}")
-        q = values[[where[n] for n in JOINT_NAMES]]
-    if not np.all(np.isfinite(q)):
-        raise ValueError("non-finite joint angles")
-    return q

@@ -5,7 +5,7 @@
 
 A few hand frames (predicted solid red, reference dashed grey) over joint-angle traces per
 finger. Reads rosbag2 folders, .npz and emg2pose HDF5 (see :mod:`hand_visualizer.bag_io`);
-draws with :mod:`emg_pose_node.hand_plot`. No ROS needed.
+draws with :mod:`emg_hand_core.hand_plot`. No ROS needed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from emg_pose_node.hand_plot import save_comparison_png
+from emg_hand_core.hand_plot import save_comparison_png
 
 from .bag_io import (
     PREDICTED_TOPIC,

@@ -4,7 +4,7 @@ Subscribes ``hand/keypoints`` (emg_interfaces/HandKeypoints), ``hand/joint_state
 optionally, ``hand/reference/joint_states``; publishes ``hand/markers``
 (visualization_msgs/MarkerArray), TF (the static armband -> hand_base transform from
 parameters, fingertip frames from the predicted joint angles) and ``/diagnostics``.
-All geometry comes from emg_pose_node.hand_model; this module only wires ROS.
+All geometry comes from emg_hand_core.hand_model; this module only wires ROS.
 """
 
 from __future__ import annotations
@@ -22,23 +22,28 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from visualization_msgs.msg import MarkerArray
 
-from emg_interfaces.msg import HandKeypoints
-from emg_pose_node.hand_model import (
+from emg_hand_core.hand_model import (
     FINGERTIP_FRAMES,
     HAND_FRAME,
-    KEYPOINT_NAMES,
     forward_kinematics,
     forward_kinematics_frames,
     keypoints_from_frames,
 )
+from emg_hand_core.names import KEYPOINT_ORDER, joint_angles_in_order, keypoints_in_order
+from emg_hand_core.topics import (
+    DIAGNOSTICS_TOPIC,
+    JOINT_STATES_TOPIC,
+    KEYPOINTS_TOPIC,
+    MARKERS_TOPIC,
+    REFERENCE_TOPIC,
+)
+from emg_interfaces.msg import HandKeypoints
 
 from .markers import (
     PREDICTION_RGBA,
     REFERENCE_RGBA,
-    angles_in_order,
     confidence_colors,
     hand_markers,
-    keypoints_in_order,
     quaternion_from_matrix,
     quaternion_from_rpy,
     transform,
@@ -90,14 +95,14 @@ class HandVisualizer(Node):
         self._last_keypoints_s = -math.inf
         self._last_draw_s = {"prediction": -math.inf, "reference": -math.inf}
 
-        self.markers_pub = self.create_publisher(MarkerArray, "hand/markers", 10)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.markers_pub = self.create_publisher(MarkerArray, MARKERS_TOPIC, 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self.tf = TfOutput(self)
-        self.create_subscription(HandKeypoints, "hand/keypoints", self._on_keypoints,
+        self.create_subscription(HandKeypoints, KEYPOINTS_TOPIC, self._on_keypoints,
                                  qos_profile_sensor_data)
-        self.create_subscription(JointState, "hand/joint_states", self._on_joint_states,
+        self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states,
                                  qos_profile_sensor_data)
-        self.create_subscription(JointState, "hand/reference/joint_states", self._on_reference,
+        self.create_subscription(JointState, REFERENCE_TOPIC, self._on_reference,
                                  qos_profile_sensor_data)
         self._publish_static_tf()
         self._diag_timer = self.create_timer(self._p["diagnostics_period_s"],
@@ -194,17 +199,14 @@ class HandVisualizer(Node):
         self.counts["keypoints"] += 1
         try:
             kp = keypoints_in_order(msg.names, [(p.x, p.y, p.z) for p in msg.positions])
-            if not np.all(np.isfinite(kp)):
-                raise ValueError("non-finite positions")
             conf = np.asarray(msg.confidence, dtype=np.float64)
-            if conf.size not in (0, kp.shape[0]):
-                raise ValueError(f"{conf.size} confidences for {kp.shape[0]} keypoints")
+            if conf.size not in (0, len(msg.positions)):
+                raise ValueError(f"{conf.size} confidences for {len(msg.positions)} keypoints")
+            if conf.size:
+                conf = KEYPOINT_ORDER.order(msg.names, conf, finite=False)
         except ValueError as exc:
-            self._reject("hand/keypoints", exc)
+            self._reject(KEYPOINTS_TOPIC, exc)
             return
-        if conf.size and msg.names:
-            where = {n: i for i, n in enumerate(msg.names)}
-            conf = conf[[where[n] for n in KEYPOINT_NAMES]]
         self._last_keypoints_s = self.get_clock().now().nanoseconds * 1e-9
         if self._due("prediction"):
             colors = confidence_colors(conf) if conf.size else PREDICTION_RGBA
@@ -214,9 +216,9 @@ class HandVisualizer(Node):
     def _on_joint_states(self, msg: JointState) -> None:
         self.counts["joint_states"] += 1
         try:
-            q = angles_in_order(msg.name, msg.position)
+            q = joint_angles_in_order(msg.name, msg.position)
         except ValueError as exc:
-            self._reject("hand/joint_states", exc)
+            self._reject(JOINT_STATES_TOPIC, exc)
             return
         stamp = self._stamp(msg.header)
         frames = None  # forward kinematics once per message, for TF and markers
@@ -235,9 +237,9 @@ class HandVisualizer(Node):
         if not self._p["show_reference"]:
             return
         try:
-            q = angles_in_order(msg.name, msg.position)
+            q = joint_angles_in_order(msg.name, msg.position)
         except ValueError as exc:
-            self._reject("hand/reference/joint_states", exc)
+            self._reject(REFERENCE_TOPIC, exc)
             return
         if self._due("reference"):
             self._publish_hand(forward_kinematics(q), "reference", REFERENCE_RGBA, HAND_FRAME,

@@ -5,19 +5,15 @@ import pytest
 from builtin_interfaces.msg import Time
 from visualization_msgs.msg import Marker
 
-from emg_pose_node.hand_model import (
+from emg_hand_core.hand_model import (
     BONES,
-    JOINT_NAMES,
-    KEYPOINT_NAMES,
     forward_kinematics,
     rpy_matrix,
 )
-from emg_pose_node.poses import NAMED_POSES
+from emg_hand_core.poses import NAMED_POSES
 from hand_visualizer.markers import (
-    angles_in_order,
     confidence_colors,
     hand_markers,
-    keypoints_in_order,
     quaternion_from_matrix,
     quaternion_from_rpy,
 )
@@ -63,23 +59,6 @@ def test_bad_marker_input_raises():
         hand_markers(np.zeros((20, 3)), frame_id="h", stamp=Time(), ns="p", colors=(1, 0, 0, 1))
     with pytest.raises(ValueError):
         hand_markers(np.zeros((21, 3)), frame_id="h", stamp=Time(), ns="p", colors=(1, 0, 0))
-
-
-def test_keypoints_and_angles_are_put_in_model_order():
-    kp = forward_kinematics(NAMED_POSES["pinch"])
-    order = list(reversed(KEYPOINT_NAMES))
-    np.testing.assert_array_equal(keypoints_in_order(order, kp[::-1]), kp)
-    np.testing.assert_array_equal(keypoints_in_order([], kp), kp)
-    with pytest.raises(ValueError, match="missing"):
-        keypoints_in_order(order[:-1] + ["elbow"], kp)
-    with pytest.raises(ValueError):
-        keypoints_in_order([], kp[:20])
-    q = NAMED_POSES["point"]
-    np.testing.assert_array_equal(angles_in_order(list(reversed(JOINT_NAMES)), q[::-1]), q)
-    with pytest.raises(ValueError, match="non-finite"):
-        angles_in_order(JOINT_NAMES, np.r_[np.nan, q[1:]])
-    with pytest.raises(ValueError):
-        angles_in_order(JOINT_NAMES, q[:19])
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -8,8 +8,8 @@ from matplotlib.image import imread
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from emg_pose_node.hand_model import JOINT_NAMES
-from emg_pose_node.poses import NAMED_POSES
+from emg_hand_core.hand_model import JOINT_NAMES
+from emg_hand_core.poses import NAMED_POSES
 from hand_visualizer.bag_io import RecordingError, read_recording
 from hand_visualizer.render import main
 

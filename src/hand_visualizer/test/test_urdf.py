@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emg_pose_node.hand_model import (
+from emg_hand_core.hand_model import (
     FINGERTIP_FRAMES,
     HAND_FRAME,
     JOINT_LOWER,
@@ -22,7 +22,7 @@ from emg_pose_node.hand_model import (
     forward_kinematics,
     forward_kinematics_frames,
 )
-from emg_pose_node.poses import NAMED_POSES
+from emg_hand_core.poses import NAMED_POSES
 from hand_visualizer.urdf import generate_urdf, main
 
 URDF_PATH = Path(__file__).resolve().parents[1] / "urdf" / "hand.urdf"

@@ -21,17 +21,17 @@ from sensor_msgs.msg import JointState
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import Marker, MarkerArray
 
-from emg_hand_testing.processes import NodeProcess, ros_args
-from emg_hand_testing.ros import RosTestNode, wait_until
-from emg_interfaces.msg import HandKeypoints
-from emg_pose_node.hand_model import (
+from emg_hand_core.hand_model import (
     FINGERTIP_FRAMES,
     JOINT_NAMES,
     KEYPOINT_NAMES,
     forward_kinematics,
     forward_kinematics_frames,
 )
-from emg_pose_node.poses import NAMED_POSES
+from emg_hand_core.poses import NAMED_POSES
+from emg_hand_testing.processes import NodeProcess, ros_args
+from emg_hand_testing.ros import RosTestNode, wait_until
+from emg_interfaces.msg import HandKeypoints
 from hand_visualizer.markers import REFERENCE_RGBA, quaternion_from_matrix
 
 pytestmark = pytest.mark.timeout(90)
@@ -194,7 +194,7 @@ def test_bad_input_is_counted_and_the_node_keeps_drawing(graph):
         return 0
 
     publish_until(node, pub, bad, diag, lambda m: rejected(m) >= 1, "a counted rejection")
-    proc.wait_for_output(r"rejected hand/keypoints: non-finite positions")
+    proc.wait_for_output(r"rejected hand/keypoints: non-finite values for \[.pinky_tip.\]")
     good = keypoints_msg(kp, KEYPOINT_NAMES, [])
     msgs = publish_until(node, pub, good, markers,
                          lambda m: bool(markers_in(m, "prediction")), "hand/markers")

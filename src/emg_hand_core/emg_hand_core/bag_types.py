@@ -7,7 +7,7 @@ from their ``.msg`` files, so the same definitions the ROS nodes were generated 
 ones embedded in a bag and used to decode it::
 
     from rosbags.highlevel import AnyReader
-    from emg_hand_bringup.bag_types import typestore
+    from emg_hand_core.bag_types import typestore
 
     with AnyReader([bag_dir], default_typestore=typestore()) as reader:
         for connection, log_time_ns, raw in reader.messages():
@@ -15,7 +15,8 @@ ones embedded in a bag and used to decode it::
 
 The ``.msg`` files are found through the ament index (the installed package's
 ``share/<pkg>/msg``), falling back to the source tree (``src/<pkg>/msg``) so that the trainer
-can read bags from a plain checkout too.
+can read bags from a plain checkout too. Used by the recording reader of bags
+(:mod:`.recordings.rosbag2`) and by ``emg_hand_bag``.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""emg_pose_node.hand_plot (the pure drawing module hand_render and the training report use)."""
+"""emg_hand_core.hand_plot (the pure drawing module hand_render and the training report use)."""
 
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from emg_pose_node.hand_model import forward_kinematics
-from emg_pose_node.hand_plot import Series, comparison_figure, draw_hand, frame_times
-from emg_pose_node.poses import NAMED_POSES
+from emg_hand_core.hand_model import forward_kinematics
+from emg_hand_core.hand_plot import Series, comparison_figure, draw_hand, frame_times
+from emg_hand_core.poses import NAMED_POSES
 
 
 def steps(names, per=20, dt=0.05):

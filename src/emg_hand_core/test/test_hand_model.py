@@ -1,10 +1,9 @@
-"""Inverse kinematics, torch forward kinematics and mirroring of the one hand model."""
+"""Forward and inverse kinematics and mirroring of the one hand model (numpy)."""
 
 import numpy as np
 import pytest
-import torch
 
-from emg_pose_node.hand_model import (
+from emg_hand_core.hand_model import (
     FINGERS,
     JOINT_INDEX,
     JOINT_LOWER,
@@ -13,12 +12,11 @@ from emg_pose_node.hand_model import (
     KEYPOINT_INDEX,
     align_palm,
     forward_kinematics,
-    forward_kinematics_torch,
     inverse_kinematics,
     keypoints_for_side,
     mirror_keypoints,
 )
-from emg_pose_node.poses import NAMED_POSES
+from emg_hand_core.poses import NAMED_POSES
 
 
 def random_poses(n, seed=0, margin=0.05):
@@ -103,28 +101,5 @@ def test_left_hand_mirroring():
     assert np.allclose(left, mirror_keypoints(right))
     assert np.allclose(left[..., 1], -right[..., 1])
     assert np.abs(inverse_kinematics(left, side="left") - q).max() < 1e-4
-    assert np.allclose(forward_kinematics_torch(torch.tensor(q), side="left").numpy(), left)
     with pytest.raises(ValueError, match="side"):
         inverse_kinematics(right, side="middle")
-
-
-def test_torch_fk_matches_numpy_and_is_differentiable():
-    q = random_poses(64, seed=7)
-    kt = forward_kinematics_torch(torch.tensor(q))
-    assert np.abs(kt.numpy() - forward_kinematics(q)).max() < 1e-12
-    q64 = torch.tensor(q[:4], requires_grad=True)
-    out = forward_kinematics_torch(q64)
-    out[:, KEYPOINT_INDEX["index_tip"], 2].sum().backward()
-    grad = q64.grad.numpy()
-    # Autograd agrees with finite differences of the numpy FK.
-    j, eps = JOINT_INDEX["index_mcp_fe"], 1e-6
-    dq = np.zeros(20)
-    dq[j] = eps
-    numeric = (forward_kinematics(q[:4] + dq) - forward_kinematics(q[:4] - dq))[
-        :, KEYPOINT_INDEX["index_tip"], 2] / (2 * eps)
-    assert np.allclose(grad[:, j], numeric, atol=1e-7)
-    assert np.all(grad[:, JOINT_INDEX["pinky_mcp_fe"]] == 0)  # other fingers do not matter
-    out32 = forward_kinematics_torch(torch.zeros(4, 20, dtype=torch.float32))
-    assert out32.dtype == torch.float32 and out32.shape == (4, 21, 3)
-    batch = forward_kinematics_torch(torch.zeros(2, 3, 20, dtype=torch.float64))
-    assert batch.shape == (2, 3, 21, 3)

@@ -1,8 +1,11 @@
 """The one hand model of emg_hand: names, geometry, limits and forward kinematics.
 
-Everything that knows about the hand imports it from here: the network's output
-convention, the simulator, the URDF generator, the visualizer and the controller.
-Pure numpy (torch only inside :func:`forward_kinematics_torch`); no rclpy.
+Everything that knows about the hand imports it from here (``emg_hand_core.hand_model``):
+the network's output convention, the simulator, the URDF generator, the visualizer and the
+controller.
+Pure numpy; no rclpy, no torch (the differentiable forward kinematics of training is
+``emg_pose_node.torch_kinematics``, built from :data:`TREE_CONSTANTS` and
+:data:`KEYPOINT_FRAME` here).
 
 Conventions (shared/DESIGN.md, REP-103):
 
@@ -217,7 +220,7 @@ def forward_kinematics_frames(q: np.ndarray) -> dict[str, tuple[np.ndarray, np.n
     batch = q.shape[:-1]
     eye = np.broadcast_to(np.eye(3), batch + (3, 3))
     frames = {HAND_FRAME: (eye, np.zeros(batch + (3,)))}
-    for parent, child, xyz, r_fixed, axis, index in _TREE_CONSTANTS:
+    for parent, child, xyz, r_fixed, axis, index in TREE_CONSTANTS:
         r_parent, p_parent = frames[parent]
         p = p_parent + r_parent @ xyz
         r = r_parent @ r_fixed
@@ -229,7 +232,8 @@ def forward_kinematics_frames(q: np.ndarray) -> dict[str, tuple[np.ndarray, np.n
     return frames
 
 
-_KEYPOINT_FRAME = {j.keypoint: j.child for j in KINEMATIC_TREE if j.keypoint is not None}
+KEYPOINT_FRAME = {j.keypoint: j.child for j in KINEMATIC_TREE if j.keypoint is not None}
+"""Keypoint name -> the tree frame whose origin it is."""
 
 
 def forward_kinematics(q: np.ndarray) -> np.ndarray:
@@ -242,7 +246,7 @@ def keypoints_from_frames(frames: dict[str, tuple[np.ndarray, np.ndarray]]) -> n
     caller that needs the frames too)."""
     batch = frames[HAND_FRAME][1].shape[:-1]
     out = np.zeros(batch + (NUM_KEYPOINTS, 3))
-    for name, frame in _KEYPOINT_FRAME.items():
+    for name, frame in KEYPOINT_FRAME.items():
         out[..., KEYPOINT_INDEX[name], :] = frames[frame][1]
     return out  # wrist stays at the origin
 
@@ -265,7 +269,7 @@ HAND_SIDES: tuple[str, ...] = ("right", "left")
 """Hand sides; the model is a right hand, a left hand is its mirror image in y."""
 
 
-def _check_side(side: str) -> None:
+def check_side(side: str) -> None:
     if side not in HAND_SIDES:
         raise ValueError(f"side must be one of {HAND_SIDES}, got {side!r}")
 
@@ -276,13 +280,13 @@ def keypoints_for_side(keypoints_right: np.ndarray, side: str) -> np.ndarray:
     Joint angles mean the same on both sides, so ``keypoints_for_side(FK(q), "left")``
     is the left hand in pose ``q``.
     """
-    _check_side(side)
+    check_side(side)
     if side == "left":
         return mirror_keypoints(keypoints_right)
     return np.asarray(keypoints_right, dtype=np.float64)
 
 
-# --- torch forward kinematics ----------------------------------------------------------
+# --- constants of the tree (shared with emg_pose_node.torch_kinematics) ---------------
 
 
 def _tree_constants() -> list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray | None, int]]:
@@ -296,7 +300,9 @@ def _tree_constants() -> list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray
     return out
 
 
-_TREE_CONSTANTS = _tree_constants()
+TREE_CONSTANTS = _tree_constants()
+"""Per joint of :data:`KINEMATIC_TREE`: (parent frame, child frame, origin xyz (3,) [m],
+fixed rotation (3, 3), axis (3,) or None, index into the 20 angles or -1)."""
 
 
 def _cross_matrices(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -306,43 +312,8 @@ def _cross_matrices(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # q index -> (K, K @ K) of its joint axis: the Rodrigues terms that do not depend on q
-_AXIS_CROSS = {index: _cross_matrices(axis) for _, _, _, _, axis, index in _TREE_CONSTANTS
+_AXIS_CROSS = {index: _cross_matrices(axis) for _, _, _, _, axis, index in TREE_CONSTANTS
                if axis is not None}
-
-
-def forward_kinematics_torch(q, side: str = "right"):
-    """Differentiable, batched forward kinematics: the same tree as :func:`forward_kinematics`.
-
-    q: torch tensor (..., 20) [rad] -> keypoints (..., 21, 3) [m] in ``hand_base``, same dtype
-    and device as ``q``. ``side="left"`` mirrors the result in y.
-    """
-    import torch  # local import: this module must stay importable without torch
-
-    _check_side(side)
-    if q.shape[-1] != NUM_JOINTS:
-        raise ValueError(
-            f"expected {NUM_JOINTS} joint angles in the last axis, got {tuple(q.shape)}")
-    batch = q.shape[:-1]
-    kw = {"dtype": q.dtype, "device": q.device}
-    eye = torch.eye(3, **kw)
-    frames = {HAND_FRAME: (eye.expand(*batch, 3, 3), torch.zeros(*batch, 3, **kw))}
-    for parent, child, xyz, r_fixed, axis, index in _TREE_CONSTANTS:
-        r_parent, p_parent = frames[parent]
-        p = p_parent + r_parent @ torch.as_tensor(xyz, **kw)
-        r = r_parent @ torch.as_tensor(r_fixed, **kw)
-        if axis is not None:
-            x, y, z = axis
-            k = torch.as_tensor([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]], **kw)
-            angle = q[..., index][..., None, None]
-            r = r @ (eye + torch.sin(angle) * k + (1.0 - torch.cos(angle)) * (k @ k))
-        frames[child] = (r, p)
-    points = [torch.zeros(*batch, 3, **kw)] * NUM_KEYPOINTS
-    for name, frame in _KEYPOINT_FRAME.items():
-        points[KEYPOINT_INDEX[name]] = frames[frame][1]
-    out = torch.stack(points, dim=-2)
-    if side == "left":
-        out = out * torch.as_tensor([1.0, -1.0, 1.0], **kw)
-    return out
 
 
 # --- inverse kinematics ---------------------------------------------------------------
@@ -406,7 +377,7 @@ def inverse_kinematics(keypoints: np.ndarray, side: str = "right", palm_aligned:
     keypoints are in another frame; the palm is first fitted onto the model's
     (:func:`align_palm`). ``clamp``: clip the result to the joint limits.
     """
-    _check_side(side)
+    check_side(side)
     kp = np.asarray(keypoints, dtype=np.float64)
     if kp.shape[-2:] != (NUM_KEYPOINTS, 3):
         raise ValueError(f"expected keypoints of shape (..., {NUM_KEYPOINTS}, 3), got {kp.shape}")
