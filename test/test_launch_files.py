@@ -188,37 +188,35 @@ def test_teleop_arguments_are_the_graph_options():
 
 # --- the graph for every choice ------------------------------------------------------------------
 
-def _declared_parameters() -> dict[str, dict[str, object]]:
-    """node name -> {parameter: default} as the nodes declare them."""
+def _tables():
+    """node name -> its ParamTable (emg_hand_core.params)."""
     from emg_driver.params import PARAMS
     from emg_pose_node.pose_node import PARAMETERS as POSE
     from hand_controller.controller_node import PARAMETERS as CONTROLLER
     from hand_visualizer.visualizer_node import PARAMETERS as VISUALIZER
 
-    return {
-        "emg_driver": {p.name: p.default for p in PARAMS},
-        "emg_pose": {n: v[0] for n, v in POSE.items()},
-        "hand_visualizer": {n: v[0] for n, v in VISUALIZER.items()},
-        "hand_controller": {n: v[0] for n, v in CONTROLLER.items()},
-    }
+    return {"emg_driver": PARAMS, "emg_pose": POSE, "hand_visualizer": VISUALIZER,
+            "hand_controller": CONTROLLER}
+
+
+def _declared_parameters() -> dict[str, dict[str, object]]:
+    """node name -> {parameter: default} as the nodes declare them."""
+    return {node: table.defaults() for node, table in _tables().items()}
 
 
 def _problems(node: str, values: dict) -> list[str]:
     """What the node's own checks say about ``values``."""
-    if node == "emg_driver":
-        from emg_driver.params import PARAM_BY_NAME
+    from emg_hand_core.params import ParamError
 
-        return [f"{k}: {msg}" for k, v in values.items()
-                if PARAM_BY_NAME[k].check and (msg := PARAM_BY_NAME[k].check(v))]
-    if node == "emg_pose":
-        from emg_pose_node.pose_node import _check
-    elif node == "hand_controller":
+    try:
+        checked = _tables()[node].validate(values)
+    except ParamError as err:
+        return [str(err)]
+    if node == "hand_controller":
         from hand_controller.controller_node import _check
-    else:
-        from hand_visualizer.visualizer_node import HandVisualizer
 
-        _check = HandVisualizer._check
-    return _check(values)
+        return _check(checked)
+    return []
 
 
 def _same_type(value, default) -> bool:

@@ -20,7 +20,6 @@ from typing import Any
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
@@ -29,6 +28,7 @@ from sensor_msgs.msg import JointState
 
 from emg_hand_core.emg_codec import encode_emg, rclpy_types, split_ns
 from emg_hand_core.hand_model import JOINT_NAMES
+from emg_hand_core.ros_params import declare_parameters, on_set_parameters
 from emg_hand_core.topics import DIAGNOSTICS_TOPIC, EMG_TOPIC, PROMPT_TOPIC, REFERENCE_TOPIC
 from emg_interfaces.msg import EMG, CalibrationPrompt
 
@@ -53,10 +53,11 @@ class EmgDriverNode(LifecycleNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
-        for spec in PARAMS:
-            self.declare_parameter(spec.name, spec.default, ParameterDescriptor(
-                description=spec.description, dynamic_typing=True))
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        # a start value refused here keeps the node unconfigured, with the reason, until set
+        _, self._param_problems = declare_parameters(self, PARAMS, strict=False)
+        for problem in self._param_problems.values():
+            self.get_logger().error(problem)
+        self.add_on_set_parameters_callback(on_set_parameters(PARAMS, self._on_parameters_set))
         self.settings: DriverSettings | None = None
         self.source: Source | None = None
         self._emg_pub = None
@@ -89,17 +90,12 @@ class EmgDriverNode(LifecycleNode):
 
     # --- parameters -------------------------------------------------------------------
 
-    def _on_set_parameters(self, params: list) -> SetParametersResult:
-        for p in params:
-            try:
-                check_value(p.name, p.value)
-            except ValueError as err:
-                return SetParametersResult(successful=False, reason=str(err))
+    def _on_parameters_set(self, changed: dict[str, Any]) -> None:
+        for name in changed:
+            self._param_problems.pop(name, None)
         if self.source is not None:
-            names = ", ".join(p.name for p in params)
-            self.get_logger().info(f"parameter change ({names}) takes effect at the next "
-                                   f"configure (cleanup + configure + activate)")
-        return SetParametersResult(successful=True)
+            self.get_logger().info(f"parameter change ({', '.join(changed)}) takes effect at "
+                                   "the next configure (cleanup + configure + activate)")
 
     def _values(self) -> dict[str, Any]:
         return {spec.name: self.get_parameter(spec.name).value for spec in PARAMS}
@@ -137,6 +133,8 @@ class EmgDriverNode(LifecycleNode):
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
+            if self._param_problems:
+                raise ValueError("; ".join(self._param_problems.values()))
             settings = build_settings(self._values())
             source = make_source(settings, arrival_clock=self._arrival_clock(),
                                  on_chunks=self._publish, on_event=self._log_event)

@@ -10,10 +10,10 @@ ValueError whose message names the parameter, the value and what would be valid.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from emg_hand_core.params import Param, ParamTable
 from emg_hand_core.recordings import FORMAT_CHOICES, FORMATS
 
 from .protocols import BinaryConfig, TextConfig
@@ -23,35 +23,6 @@ from .transport import STANDARD_BAUD_RATES, baud_rate_problem
 
 SOURCES = ("sim", "serial", "replay")
 PROTOCOLS = ("text", "binary")
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    name: str
-    default: Any
-    kind: str  # bool, int, double, string, int_array, double_array, string_array
-    description: str
-    check: Callable[[Any], str | None] | None = None  # message if invalid, else None
-
-
-def _range(lo: float, hi: float, unit: str = "") -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        if not (math.isfinite(v) and lo <= v <= hi):
-            return f"must be within [{lo:g}, {hi:g}]{(' ' + unit) if unit else ''}"
-        return None
-    return check
-
-
-def _positive_finite(v: Any) -> str | None:
-    return None if math.isfinite(v) and v > 0 else "must be a finite number > 0"
-
-
-def _finite(v: Any) -> str | None:
-    return None if math.isfinite(v) else "must be finite"
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[Any], str | None]:
-    return lambda v: None if v in options else f"must be one of {', '.join(options)}"
 
 
 def _column(v: Any) -> str | None:
@@ -80,176 +51,280 @@ def _names(v: Any) -> str | None:
     return None
 
 
-PARAMS: tuple[ParamSpec, ...] = (
-    # --- all sources
-    ParamSpec("source", "sim", "string",
-              "Where EMG comes from: 'sim' (simulated armband, default), 'serial' (a real "
-              "armband on a serial port) or 'replay' (a recording file).", _choice(SOURCES)),
-    ParamSpec("autostart", True, "bool",
-              "Configure and activate at start-up (plain node use). False: wait for lifecycle "
-              "transitions (configure, activate) from a manager."),
-    ParamSpec("frame_id", "emg_armband", "string", "header.frame_id of emg/raw: the armband frame.",
-              lambda v: None if v else "must not be empty"),
-    ParamSpec("chunk_ms", 10.0, "double",
-              "Chunk length [ms]: samples per emg/raw message = chunk_ms x rate.",
-              _range(1.0, 1000.0, "ms")),
-    ParamSpec("sample_rate_hz", 500.0, "double",
-              "Nominal sample rate [Hz] of the sim and serial sources (replay uses the file's).",
-              _range(1.0, 100000.0, "Hz")),
-    ParamSpec("num_channels", 8, "int", "Channels of the sim and serial sources.",
-              _range(1, 256)),
-    ParamSpec("channel_names", [], "string_array",
-              "Channel names; empty = ch_1..ch_N (replay: the file's names).", _names),
-    ParamSpec("publish_reference", True, "bool",
-              "Publish the true (sim) or recorded (replay) pose on hand/reference/joint_states."),
-    ParamSpec("diagnostics_period_s", 1.0, "double", "Period of /diagnostics reports [s].",
-              _range(0.05, 60.0, "s")),
-    # --- serial
-    ParamSpec("port", "/dev/ttyACM0", "string",
-              "Serial device (serial source). Prefer a stable /dev/serial/by-id/... path.",
-              lambda v: None if v else "must not be empty"),
-    ParamSpec("baud_rate", 115200, "int", "Serial baud rate [bit/s] (serial source).",
-              baud_rate_problem),
-    ParamSpec("timeout_s", 0.02, "double",
-              "Serial read wait [s]: after this long without bytes a held partial chunk is "
-              "checked for flushing (serial source).", _range(0.001, 1.0, "s")),
-    ParamSpec("reconnect_max_s", 0.5, "double",
-              "Longest wait between attempts to reopen a lost serial port [s]; attempts start "
-              "at 0.05 s and double.", _range(0.05, 30.0, "s")),
-    ParamSpec("protocol", "text", "string",
-              "Serial wire protocol: 'text' (one sample per line) or 'binary' (CRC-checked "
-              "frames, see README).", _choice(PROTOCOLS)),
-    ParamSpec("scale_v_per_unit", 1.0e-6, "double",
-              "Volts per raw unit: volts = (raw - offset_units) x scale_v_per_unit (text lines, "
-              "integer binary payloads, replayed Myo counts). E.g. ADC: vref / 2^bits / gain.",
-              _positive_finite),
-    ParamSpec("offset_units", 0.0, "double",
-              "Raw value of 0 V (e.g. 512 for a unipolar 10-bit ADC centred at mid-scale).",
-              _finite),
-    ParamSpec("text_channel_columns", [], "int_array",
-              "0-based columns of the channels in a text line; empty = the first num_channels "
-              "columns that are not the counter/timestamp column.", _columns),
-    ParamSpec("text_num_columns", 0, "int",
-              "Exact number of fields per text line (0 = any, as long as the used columns exist). "
-              "Set it to reject merged or truncated lines.", _range(0, 1024)),
-    ParamSpec("text_counter_column", -1, "int",
-              "0-based column of a sample counter in text lines (-1 = none). Gaps in it are "
-              "counted as dropped samples.", _column),
-    ParamSpec("text_counter_modulus", 0, "int",
-              "The text counter wraps at this value (e.g. 256, 65536; 0 = never wraps).",
-              _range(0, 2**62)),
-    ParamSpec("text_timestamp_column", -1, "int",
-              "0-based column of a device timestamp in text lines (-1 = none); used like a "
-              "counter (round(t x rate)) when there is no counter column.", _column),
-    ParamSpec("text_timestamp_scale_s", 1.0e-3, "double",
-              "Seconds per unit of the text timestamp column (1e-3 = milliseconds).",
-              _positive_finite),
-    # --- sim
-    ParamSpec("seed", 0, "int", "Simulator seed: the same seed plays the same motion and noise.",
-              _range(0, 2**31 - 1)),
-    ParamSpec("wearer", "a", "string",
-              "Simulated wearer: 'a' (the default model's training conditions, adjusted by "
-              "electrode_shift, channel_gains and amplitude_scale) or 'b' (armband rotated 0.6 "
-              "electrode spacings, uneven gains, more crosstalk; those three are ignored).",
-              _choice(("a", "b"))),
-    ParamSpec("electrode_shift", 0.0, "double",
-              "Simulated armband rotation around the forearm [electrode spacings] (another "
-              "wearer or a re-donned armband).", _range(-64.0, 64.0, "electrode spacings")),
-    ParamSpec("channel_gains", [], "double_array",
-              "Simulated per-channel electrode gains (empty = all 1; else one per channel).",
-              _gains),
-    ParamSpec("amplitude_scale", 1.0, "double",
-              "Simulated overall EMG amplitude factor (wearer's tissue).", _range(0.01, 100.0)),
-    ParamSpec("follow_prompts", False, "bool",
-              "Simulated wearer follows guided-calibration prompts (calibration/prompt): holds "
-              "the prompted pose, rests between prompts, free motion after the last."),
-    ParamSpec("noise_v", 4.0e-6, "double", "Simulated baseline noise RMS per channel [V].",
-              _range(0.0, 0.1, "V")),
-    ParamSpec("line_noise_hz", 0.0, "double",
-              "Simulated power-line interference frequency [Hz]: 0 (off), 50 or 60.", _line_hz),
-    ParamSpec("line_noise_v", 20.0e-6, "double", "Simulated power-line amplitude [V].",
-              _range(0.0, 0.1, "V")),
-    # --- replay
-    ParamSpec("file", "", "string",
-              "Recording to replay (replay source), any format of emg_hand_core.recordings: "
-              "emg2pose .h5/.hdf5, a rosbag2 folder, EEG-EMG-Hands CSV, BrainFlow exg.csv "
-              "or run folder, Myo .txt. Replay and training read a file identically."),
-    ParamSpec("format", "auto", "string",
-              f"Recording format: auto, {', '.join(FORMATS)} (older names accepted).",
-              _choice(FORMAT_CHOICES)),
-    ParamSpec("rate", 1.0, "double",
-              "Replay speed factor: 1 = the recording's own rate, 2 = twice as fast.",
-              _range(0.01, 100.0)),
-    ParamSpec("loop", False, "bool", "Replay from the start again at the end."),
-    ParamSpec("replay_sample_rate_hz", 0.0, "double",
-              "Override the recording's sample rate [Hz] (0 = from the file; Myo text: 200).",
-              _range(0.0, 100000.0, "Hz")),
-    ParamSpec("replay_scale_v_per_unit", 0.0, "double",
-              "Volts per raw count of a replayed recording in device counts (Myo text) [V]; "
-              "0 = the format's own scale (Myo: 1e-5, as emg_pose_train uses). Recordings "
-              "in physical units (uV, V) ignore it.", _range(0.0, 1.0, "V")),
+PARAMS = ParamTable(
+    (
+        # --- all sources
+        Param(
+            "source",
+            "sim",
+            "Where EMG comes from: 'sim' (simulated armband, default), 'serial' (a real "
+            "armband on a serial port) or 'replay' (a recording file).",
+            choices=SOURCES,
+        ),
+        Param(
+            "autostart",
+            True,
+            "Configure and activate at start-up (plain node use). False: wait for lifecycle "
+            "transitions (configure, activate) from a manager.",
+        ),
+        Param(
+            "frame_id",
+            "emg_armband",
+            "header.frame_id of emg/raw: the armband frame.",
+            check=lambda v: None if v else "must not be empty",
+        ),
+        Param(
+            "chunk_ms",
+            10.0,
+            "Chunk length [ms]: samples per emg/raw message = chunk_ms x rate.",
+            unit="ms",
+            min=1.0,
+            max=1000.0,
+        ),
+        Param(
+            "sample_rate_hz",
+            500.0,
+            "Nominal sample rate [Hz] of the sim and serial sources (replay uses the file's).",
+            unit="Hz",
+            min=1.0,
+            max=100000.0,
+        ),
+        Param("num_channels", 8, "Channels of the sim and serial sources.", min=1, max=256),
+        Param(
+            "channel_names",
+            [],
+            "Channel names; empty = ch_1..ch_N (replay: the file's names).",
+            kind="string_array",
+            check=_names,
+        ),
+        Param(
+            "publish_reference",
+            True,
+            "Publish the true (sim) or recorded (replay) pose on hand/reference/joint_states.",
+        ),
+        Param(
+            "diagnostics_period_s",
+            1.0,
+            "Period of /diagnostics reports [s].",
+            unit="s",
+            min=0.05,
+            max=60.0,
+        ),
+        # --- serial
+        Param(
+            "port",
+            "/dev/ttyACM0",
+            "Serial device (serial source). Prefer a stable /dev/serial/by-id/... path.",
+            check=lambda v: None if v else "must not be empty",
+        ),
+        Param(
+            "baud_rate",
+            115200,
+            "Serial baud rate [bit/s] (serial source).",
+            check=baud_rate_problem,
+        ),
+        Param(
+            "timeout_s",
+            0.02,
+            "Serial read wait [s]: after this long without bytes a held partial chunk is "
+            "checked for flushing (serial source).",
+            unit="s",
+            min=0.001,
+            max=1.0,
+        ),
+        Param(
+            "reconnect_max_s",
+            0.5,
+            "Longest wait between attempts to reopen a lost serial port [s]; attempts start "
+            "at 0.05 s and double.",
+            unit="s",
+            min=0.05,
+            max=30.0,
+        ),
+        Param(
+            "protocol",
+            "text",
+            "Serial wire protocol: 'text' (one sample per line) or 'binary' (CRC-checked "
+            "frames, see README).",
+            choices=PROTOCOLS,
+        ),
+        Param(
+            "scale_v_per_unit",
+            1.0e-6,
+            "Volts per raw unit: volts = (raw - offset_units) x scale_v_per_unit (text lines, "
+            "integer binary payloads, replayed Myo counts). E.g. ADC: vref / 2^bits / gain.",
+            min=0.0,
+            min_exclusive=True,
+        ),
+        Param(
+            "offset_units",
+            0.0,
+            "Raw value of 0 V (e.g. 512 for a unipolar 10-bit ADC centred at mid-scale).",
+        ),
+        Param(
+            "text_channel_columns",
+            [],
+            "0-based columns of the channels in a text line; empty = the first num_channels "
+            "columns that are not the counter/timestamp column.",
+            kind="int_array",
+            check=_columns,
+        ),
+        Param(
+            "text_num_columns",
+            0,
+            "Exact number of fields per text line (0 = any, as long as the used columns exist). "
+            "Set it to reject merged or truncated lines.",
+            min=0,
+            max=1024,
+        ),
+        Param(
+            "text_counter_column",
+            -1,
+            "0-based column of a sample counter in text lines (-1 = none). Gaps in it are "
+            "counted as dropped samples.",
+            check=_column,
+        ),
+        Param(
+            "text_counter_modulus",
+            0,
+            "The text counter wraps at this value (e.g. 256, 65536; 0 = never wraps).",
+            min=0,
+            max=2**62,
+        ),
+        Param(
+            "text_timestamp_column",
+            -1,
+            "0-based column of a device timestamp in text lines (-1 = none); used like a "
+            "counter (round(t x rate)) when there is no counter column.",
+            check=_column,
+        ),
+        Param(
+            "text_timestamp_scale_s",
+            1.0e-3,
+            "Seconds per unit of the text timestamp column (1e-3 = milliseconds).",
+            min=0.0,
+            min_exclusive=True,
+        ),
+        # --- sim
+        Param(
+            "seed",
+            0,
+            "Simulator seed: the same seed plays the same motion and noise.",
+            min=0,
+            max=2**31 - 1,
+        ),
+        Param(
+            "wearer",
+            "a",
+            "Simulated wearer: 'a' (the default model's training conditions, adjusted by "
+            "electrode_shift, channel_gains and amplitude_scale) or 'b' (armband rotated 0.6 "
+            "electrode spacings, uneven gains, more crosstalk; those three are ignored).",
+            choices=("a", "b"),
+        ),
+        Param(
+            "electrode_shift",
+            0.0,
+            "Simulated armband rotation around the forearm [electrode spacings] (another "
+            "wearer or a re-donned armband).",
+            unit="electrode spacings",
+            min=-64.0,
+            max=64.0,
+        ),
+        Param(
+            "channel_gains",
+            [],
+            "Simulated per-channel electrode gains (empty = all 1; else one per channel).",
+            kind="double_array",
+            check=_gains,
+        ),
+        Param(
+            "amplitude_scale",
+            1.0,
+            "Simulated overall EMG amplitude factor (wearer's tissue).",
+            min=0.01,
+            max=100.0,
+        ),
+        Param(
+            "follow_prompts",
+            False,
+            "Simulated wearer follows guided-calibration prompts (calibration/prompt): holds "
+            "the prompted pose, rests between prompts, free motion after the last.",
+        ),
+        Param(
+            "noise_v",
+            4.0e-6,
+            "Simulated baseline noise RMS per channel [V].",
+            unit="V",
+            min=0.0,
+            max=0.1,
+        ),
+        Param(
+            "line_noise_hz",
+            0.0,
+            "Simulated power-line interference frequency [Hz]: 0 (off), 50 or 60.",
+            check=_line_hz,
+        ),
+        Param(
+            "line_noise_v",
+            20.0e-6,
+            "Simulated power-line amplitude [V].",
+            unit="V",
+            min=0.0,
+            max=0.1,
+        ),
+        # --- replay
+        Param(
+            "file",
+            "",
+            "Recording to replay (replay source), any format of emg_hand_core.recordings: "
+            "emg2pose .h5/.hdf5, a rosbag2 folder, EEG-EMG-Hands CSV, BrainFlow exg.csv "
+            "or run folder, Myo .txt. Replay and training read a file identically.",
+        ),
+        Param(
+            "format",
+            "auto",
+            f"Recording format: auto, {', '.join(FORMATS)} (older names accepted).",
+            choices=FORMAT_CHOICES,
+        ),
+        Param(
+            "rate",
+            1.0,
+            "Replay speed factor: 1 = the recording's own rate, 2 = twice as fast.",
+            min=0.01,
+            max=100.0,
+        ),
+        Param("loop", False, "Replay from the start again at the end."),
+        Param(
+            "replay_sample_rate_hz",
+            0.0,
+            "Override the recording's sample rate [Hz] (0 = from the file; Myo text: 200).",
+            unit="Hz",
+            min=0.0,
+            max=100000.0,
+        ),
+        Param(
+            "replay_scale_v_per_unit",
+            0.0,
+            "Volts per raw count of a replayed recording in device counts (Myo text) [V]; "
+            "0 = the format's own scale (Myo: 1e-5, as emg_pose_train uses). Recordings "
+            "in physical units (uV, V) ignore it.",
+            unit="V",
+            min=0.0,
+            max=1.0,
+        ),
+    )
 )
-PARAM_BY_NAME = {p.name: p for p in PARAMS}
+PARAM_BY_NAME = PARAMS.by_name
 
 
 def check_value(name: str, value: Any) -> Any:
-    """The value coerced to the parameter's kind; ValueError with a clear message if invalid."""
-    spec = PARAM_BY_NAME.get(name)
-    if spec is None:
-        raise ValueError(f"unknown parameter {name!r}")
-    v = _coerce(spec, value)
-    if spec.check is not None:
-        problem = spec.check(v)
-        if problem:
-            raise ValueError(f"parameter {name}={value!r} refused: {problem}")
-    return v
-
-
-def _coerce(spec: ParamSpec, value: Any) -> Any:
-    kind = spec.kind
-    bad = ValueError(f"parameter {spec.name}={value!r} refused: expected {kind.replace('_', ' ')}")
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        raise bad
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return int(value)
-    if kind == "double":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if kind == "string":
-        if not isinstance(value, str):
-            raise bad
-        return value
-    # arrays: an empty array of any element type is accepted (ROS types [] as byte array)
-    try:
-        items = list(value)
-    except TypeError:
-        raise bad from None
-    if isinstance(value, (str, bytes)) and value:
-        raise bad
-    if not items:
-        return []
-    if kind == "int_array":
-        if not all(isinstance(x, int) and not isinstance(x, bool) for x in items):
-            raise bad
-        return [int(x) for x in items]
-    if kind == "double_array":
-        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in items):
-            raise bad
-        return [float(x) for x in items]
-    if kind == "string_array":
-        if not all(isinstance(x, str) for x in items):
-            raise bad
-        return [str(x) for x in items]
-    raise bad
+    """The value coerced to the parameter's kind; ParamError (a ValueError) with a clear
+    message if invalid (emg_hand_core.params rules: ints accepted for doubles)."""
+    return PARAMS.coerce(name, value)
 
 
 def defaults() -> dict[str, Any]:
-    return {p.name: p.default for p in PARAMS}
+    return PARAMS.defaults()
 
 
 @dataclass(frozen=True)
@@ -283,29 +358,42 @@ class DriverSettings:
         return TextConfig(
             num_channels=self.num_channels,
             channel_columns=tuple(v["text_channel_columns"]),
-            num_columns=v["text_num_columns"], counter_column=v["text_counter_column"],
+            num_columns=v["text_num_columns"],
+            counter_column=v["text_counter_column"],
             counter_modulus=v["text_counter_modulus"],
             timestamp_column=v["text_timestamp_column"],
             timestamp_scale_s=v["text_timestamp_scale_s"],
-            scale_v_per_unit=v["scale_v_per_unit"], offset_units=v["offset_units"])
+            scale_v_per_unit=v["scale_v_per_unit"],
+            offset_units=v["offset_units"],
+        )
 
     def binary_config(self) -> BinaryConfig:
         v = self.values
-        return BinaryConfig(num_channels=self.num_channels,
-                            scale_v_per_unit=v["scale_v_per_unit"],
-                            offset_units=v["offset_units"])
+        return BinaryConfig(
+            num_channels=self.num_channels,
+            scale_v_per_unit=v["scale_v_per_unit"],
+            offset_units=v["offset_units"],
+        )
 
     def sim_config(self) -> SimConfig:
         v = self.values
         if v["wearer"] == "b":
             wearer = wearer_b(self.num_channels)
         else:
-            wearer = WearerConfig(electrode_shift=v["electrode_shift"],
-                                  channel_gains=tuple(v["channel_gains"]) or None,
-                                  amplitude_scale=v["amplitude_scale"])
-        return SimConfig(sample_rate_hz=self.sample_rate_hz, num_channels=self.num_channels,
-                         wearer=wearer, motion=MotionConfig(), noise_v=v["noise_v"],
-                         line_noise_hz=v["line_noise_hz"], line_noise_v=v["line_noise_v"])
+            wearer = WearerConfig(
+                electrode_shift=v["electrode_shift"],
+                channel_gains=tuple(v["channel_gains"]) or None,
+                amplitude_scale=v["amplitude_scale"],
+            )
+        return SimConfig(
+            sample_rate_hz=self.sample_rate_hz,
+            num_channels=self.num_channels,
+            wearer=wearer,
+            motion=MotionConfig(),
+            noise_v=v["noise_v"],
+            line_noise_hz=v["line_noise_hz"],
+            line_noise_v=v["line_noise_v"],
+        )
 
 
 def build_settings(values: dict[str, Any]) -> DriverSettings:
@@ -319,10 +407,16 @@ def build_settings(values: dict[str, Any]) -> DriverSettings:
     if names and source != "replay" and len(names) != n:
         raise ValueError(f"channel_names has {len(names)} names but num_channels is {n}")
     settings = DriverSettings(
-        source=source, frame_id=v["frame_id"], chunk_ms=v["chunk_ms"],
-        sample_rate_hz=v["sample_rate_hz"], num_channels=n, channel_names=names,
+        source=source,
+        frame_id=v["frame_id"],
+        chunk_ms=v["chunk_ms"],
+        sample_rate_hz=v["sample_rate_hz"],
+        num_channels=n,
+        channel_names=names,
         publish_reference=v["publish_reference"],
-        diagnostics_period_s=v["diagnostics_period_s"], values=v)
+        diagnostics_period_s=v["diagnostics_period_s"],
+        values=v,
+    )
     if source == "serial":
         if v["protocol"] == "text":
             settings.text_config().validate()
@@ -335,6 +429,14 @@ def build_settings(values: dict[str, Any]) -> DriverSettings:
     return settings
 
 
-__all__ = ["PARAMS", "PARAM_BY_NAME", "PROTOCOLS", "SOURCES",
-           "STANDARD_BAUD_RATES", "DriverSettings", "ParamSpec", "build_settings",
-           "check_value", "defaults"]
+__all__ = [
+    "PARAMS",
+    "PARAM_BY_NAME",
+    "PROTOCOLS",
+    "SOURCES",
+    "STANDARD_BAUD_RATES",
+    "DriverSettings",
+    "build_settings",
+    "check_value",
+    "defaults",
+]

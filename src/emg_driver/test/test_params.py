@@ -20,16 +20,16 @@ def test_every_parameter_has_a_description_and_a_valid_default():
     ("baud_rate", 12345, "not a standard serial rate"),
     ("baud_rate", -9600, "not a standard serial rate"),
     ("num_channels", 0, r"within \[1, 256\]"),
-    ("num_channels", 8.0, "expected int"),
-    ("scale_v_per_unit", 0.0, "finite number > 0"),
-    ("scale_v_per_unit", float("nan"), "finite number > 0"),
+    ("num_channels", 8.0, "expected an integer"),
+    ("scale_v_per_unit", 0.0, "must be > 0"),
+    ("scale_v_per_unit", float("nan"), "must be finite"),
     ("source", "usb", "one of sim, serial, replay"),
     ("protocol", "json", "one of text, binary"),
     ("chunk_ms", 0.1, r"within \[1, 1000\] ms"),
     ("line_noise_hz", 55.0, "0 \\(off\\), 50 or 60"),
     ("text_channel_columns", [0, 0, 1], "distinct"),
     ("channel_gains", [1.0, -1.0], "finite and > 0"),
-    ("autostart", 1, "expected bool"),
+    ("autostart", 1, "expected true or false"),
 ])
 def test_bad_values_are_refused_with_a_clear_message(name, value, message):
     with pytest.raises(ValueError, match=message) as info:

@@ -267,7 +267,7 @@ def test_bad_parameters_are_refused_and_the_node_recovers(pty_armband, start_dri
         param("scale_v_per_unit", double_value=-1.0)])).results
     assert not any(r.successful for r in results)
     assert "not a standard serial rate" in results[0].reason
-    assert "within [1, 256]" in results[1].reason
+    assert "out of range. Min: 1, Max: 256" in results[1].reason  # the declared range
     assert "> 0" in results[2].reason
 
     # a good value, then configure + activate through the lifecycle: streaming, no restart

@@ -112,6 +112,28 @@ class RosTestNode:
         """Call a service and wait for its response."""
         return wait_future(client.call_async(request), timeout_s, f"response of {client.srv_name}")
 
+    def set_parameters(self, node_name: str, values: dict[str, Any],
+                       timeout_s: float = 20.0) -> list[Any]:
+        """Set parameters of another node through its ``set_parameters`` service (what
+        ``ros2 param set`` does); one rcl_interfaces/SetParametersResult per value."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        client = self.service_client(SetParameters, f"{node_name}/set_parameters", timeout_s)
+        request = SetParameters.Request(parameters=[
+            Parameter(name, value=value).to_parameter_msg() for name, value in values.items()])
+        return list(self.call(client, request, timeout_s).results)
+
+    def describe_parameters(self, node_name: str, names: list[str],
+                            timeout_s: float = 20.0) -> list[Any]:
+        """rcl_interfaces/ParameterDescriptor of each name (``ros2 param describe``)."""
+        from rcl_interfaces.srv import DescribeParameters
+
+        client = self.service_client(DescribeParameters, f"{node_name}/describe_parameters",
+                                     timeout_s)
+        return list(self.call(client, DescribeParameters.Request(names=names),
+                              timeout_s).descriptors)
+
     def collect(self, msg_type: type[MsgT], topic: str,
                 qos: QoSProfile | int = 100) -> MessageCollector[MsgT]:
         """Subscribe to ``topic`` and keep every message received."""

@@ -35,7 +35,6 @@ import rclpy
 from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -54,7 +53,10 @@ from emg_hand_core.hand_model import (
     clamp_to_limits,
     forward_kinematics,
 )
+from emg_hand_core.params import Param, ParamTable, positive
 from emg_hand_core.poses import GUIDED_CALIBRATION_POSES, NAMED_POSES
+from emg_hand_core.ros_params import declare_parameters, on_set_parameters
+from emg_hand_core.topics import REFERENCE_TOPIC
 from emg_interfaces.action import Calibrate
 from emg_interfaces.msg import EMG, CalibrationPrompt, HandKeypoints
 from emg_interfaces.srv import LoadModel, SaveModel
@@ -75,85 +77,70 @@ DEFAULT_MODEL = "default"
 STAMP_HISTORY = 400  # recent chunks kept to map a stream index to its acquisition time
 STATS_WINDOW = 2000  # inference / latency samples kept for percentiles
 
-# name: (default, description, read_only)
-PARAMETERS: dict[str, tuple[object, str, bool]] = {
-    "model": (DEFAULT_MODEL, "Model to start with: 'default' (the shipped model), a plain name "
-              "in models_dir, or a checkpoint path.", True),
-    "models_dir": ("~/.ros/emg_hand/models", "Directory of named models (save/load services).",
-                   True),
-    "backend": ("onnx", f"Inference runtime: one of {BACKENDS} (onnx is the faster measured).",
-                True),
-    "inference_threads": (1, "Threads of the inference runtime.", True),
-    "update_rate_hz": (50.0, "Rate at which the model runs and poses are published [Hz], "
-                       "1..200; at most one new pose per model frame (see diagnostics).", False),
-    "frame_id": (HAND_FRAME, "Frame of hand/keypoints.", True),
-    "smoothing": (False, "One Euro filter on the joint angles (false = raw model output).",
-                  False),
-    "smoothing_min_cutoff_hz": (2.0, "One Euro cut-off at rest [Hz].", False),
-    "smoothing_beta": (0.3, "One Euro speed coefficient [s/rad].", False),
-    "smoothing_d_cutoff_hz": (1.0, "One Euro cut-off of the speed estimate [Hz].", False),
-    "max_queue_s": (1.0, "EMG waiting for inference beyond this is dropped (and the stream "
-                    "restarted) [s].", False),
-    "diagnostics_period_s": (1.0, "Period of /diagnostics [s].", True),
-    "training_threads": (1, "torch threads for fine-tuning (leave cores for inference).", True),
-    "calibration_duration_s": (60.0, "Reference calibration length when the goal gives 0 [s].",
-                               False),
-    "calibration_hold_s": (4.0, "Guided calibration: seconds each pose is held [s].", False),
-    "calibration_rest_s": (2.0, "Guided calibration: rest between poses [s].", False),
-    "calibration_transition_s": (1.0, "Guided calibration: seconds after each prompt change "
-                                 "left out of the labels [s].", False),
-    "calibration_repetitions": (2, "Guided calibration: repetitions of the pose sequence.",
-                                False),
-    "calibration_poses": (list(GUIDED_CALIBRATION_POSES), "Guided calibration: default "
-                          f"pose sequence (from {sorted(NAMED_POSES)}).", False),
-    "calibration_epochs": (40, "Fine-tuning epochs of the head when the goal gives 0.",
-                           False),
-    "calibration_adapter_epochs": (10, "Epochs of the input-adapter stage that undoes an "
-                                   "armband rotation or gain change before the head is "
-                                   "fine-tuned (0 = head only).", False),
-    "calibration_learning_rate": (3e-3, "Fine-tuning learning rate when the goal gives 0.",
-                                  False),
-    "calibration_validation_fraction": (0.25, "Chronological end of the calibration data held "
-                                        "out to decide whether the new model is better.", False),
-    "calibration_data_timeout_s": (5.0, "Abort a calibration when no EMG (or no reference) "
-                                   "arrives for this long [s].", False),
-    "reference_topic": ("hand/reference/joint_states", "Default reference pose topic "
-                        "(sensor_msgs/JointState) of reference calibration.", True),
-}
+def _known_poses(poses: list) -> str | None:
+    unknown = [p for p in poses if p not in NAMED_POSES]
+    if unknown or not poses:
+        return f"has unknown or no poses {unknown}; known: {sorted(NAMED_POSES)}"
+    return None
 
 
-def _check(values: dict) -> list[str]:
-    """Problems with parameter values (empty = valid)."""
-    problems = []
+def _not_empty(v: str) -> str | None:
+    return None if v else "must not be empty"
 
-    def need(name: str, ok: bool, what: str) -> None:
-        if name in values and not ok:
-            problems.append(f"{name} {what}, got {values[name]!r}")
 
-    v = values.get
-    need("update_rate_hz", v("update_rate_hz") is not None and 1.0 <= v("update_rate_hz") <= 200,
-         "must be in [1, 200] Hz")
-    need("backend", v("backend") in BACKENDS, f"must be one of {BACKENDS}")
-    for name in ("inference_threads", "training_threads", "calibration_repetitions",
-                 "calibration_epochs"):
-        need(name, isinstance(v(name), int) and v(name) >= 1, "must be an integer >= 1")
-    for name in ("smoothing_min_cutoff_hz", "smoothing_d_cutoff_hz", "max_queue_s",
-                 "diagnostics_period_s", "calibration_duration_s", "calibration_hold_s",
-                 "calibration_learning_rate", "calibration_data_timeout_s"):
-        need(name, isinstance(v(name), (int, float)) and v(name) > 0, "must be > 0")
-    need("calibration_adapter_epochs", isinstance(v("calibration_adapter_epochs"), int)
-         and v("calibration_adapter_epochs") >= 0, "must be an integer >= 0")
-    for name in ("smoothing_beta", "calibration_rest_s", "calibration_transition_s"):
-        need(name, isinstance(v(name), (int, float)) and v(name) >= 0, "must be >= 0")
-    need("calibration_validation_fraction",
-         isinstance(v("calibration_validation_fraction"), float)
-         and 0 < v("calibration_validation_fraction") < 1, "must be in (0, 1)")
-    if "calibration_poses" in values:
-        unknown = [p for p in values["calibration_poses"] if p not in NAMED_POSES]
-        if unknown or not values["calibration_poses"]:
-            problems.append(f"calibration_poses has unknown or no poses {unknown}; "
-                            f"known: {sorted(NAMED_POSES)}")
-    return problems
+PARAMETERS = ParamTable((
+    Param("model", DEFAULT_MODEL, "Model to start with: 'default' (the shipped model), a plain "
+          "name in models_dir, or a checkpoint path.", read_only=True, check=_not_empty),
+    Param("models_dir", "~/.ros/emg_hand/models", "Directory of named models (save/load "
+          "services).", read_only=True, check=_not_empty),
+    Param("backend", "onnx", f"Inference runtime: one of {BACKENDS} (onnx is the faster "
+          "measured).", choices=BACKENDS, read_only=True),
+    Param("inference_threads", 1, "Threads of the inference runtime.", min=1, max=64,
+          read_only=True),
+    Param("update_rate_hz", 50.0, "Rate at which the model runs and poses are published; at "
+          "most one new pose per model frame (see diagnostics).", unit="Hz", min=1.0,
+          max=200.0),
+    Param("frame_id", HAND_FRAME, "Frame of hand/keypoints.", read_only=True, check=_not_empty),
+    Param("smoothing", False, "One Euro filter on the joint angles (false = raw model output)."),
+    positive("smoothing_min_cutoff_hz", 2.0, "One Euro cut-off at rest.", "Hz", max=1000.0),
+    Param("smoothing_beta", 0.3, "One Euro speed coefficient.", unit="s/rad", min=0.0,
+          max=1000.0),
+    positive("smoothing_d_cutoff_hz", 1.0, "One Euro cut-off of the speed estimate.", "Hz",
+             max=1000.0),
+    positive("max_queue_s", 1.0, "EMG waiting for inference beyond this is dropped (and the "
+             "stream restarted).", "s", max=60.0),
+    Param("diagnostics_period_s", 1.0, "Period of /diagnostics.", unit="s", min=0.05, max=60.0,
+          read_only=True),
+    Param("training_threads", 1, "torch threads for fine-tuning (leave cores for inference).",
+          min=1, max=64, read_only=True),
+    positive("calibration_duration_s", 60.0, "Reference calibration length when the goal "
+             "gives 0.", "s", max=3600.0),
+    positive("calibration_hold_s", 4.0, "Guided calibration: seconds each pose is held.", "s",
+             max=600.0),
+    Param("calibration_rest_s", 2.0, "Guided calibration: rest between poses.", unit="s",
+          min=0.0, max=600.0),
+    Param("calibration_transition_s", 1.0, "Guided calibration: seconds after each prompt "
+          "change left out of the labels.", unit="s", min=0.0, max=60.0),
+    Param("calibration_repetitions", 2, "Guided calibration: repetitions of the pose "
+          "sequence.", min=1, max=100),
+    Param("calibration_poses", list(GUIDED_CALIBRATION_POSES), "Guided calibration: default "
+          f"pose sequence (from {sorted(NAMED_POSES)}).", check=_known_poses),
+    Param("calibration_epochs", 40, "Fine-tuning epochs of the head when the goal gives 0.",
+          min=1, max=10_000),
+    Param("calibration_adapter_epochs", 10, "Epochs of the input-adapter stage that undoes an "
+          "armband rotation or gain change before the head is fine-tuned (0 = head only).",
+          min=0, max=10_000),
+    positive("calibration_learning_rate", 3e-3, "Fine-tuning learning rate when the goal "
+             "gives 0.", max=1.0),
+    Param("calibration_validation_fraction", 0.25, "Chronological end of the calibration data "
+          "held out to decide whether the new model is better.", min=0.0, max=0.9,
+          min_exclusive=True),
+    positive("calibration_data_timeout_s", 5.0, "Abort a calibration when no EMG (or no "
+             "reference) arrives for this long.", "s", max=600.0),
+    Param("reference_topic", REFERENCE_TOPIC, "Default reference pose topic "
+          "(sensor_msgs/JointState) of reference calibration.", read_only=True,
+          check=_not_empty),
+))
 
 
 def shipped_models_dir() -> Path:
@@ -205,15 +192,9 @@ class CalibrationAborted(Exception):
 class EmgPoseNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("emg_pose", **kwargs)
-        for name, (default, description, read_only) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=read_only))
-        p = {name: self.get_parameter(name).value for name in PARAMETERS}
-        problems = _check(p)
-        if problems:
-            raise ValueError("invalid parameters: " + "; ".join(problems))
+        p, _ = declare_parameters(self, PARAMETERS)  # ParamError: refused with the reason
         self._p = p
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_on_set_parameters_callback(on_set_parameters(PARAMETERS, self._apply))
         self.models_dir = Path(p["models_dir"]).expanduser()
 
         import torch  # only here: the node's module imports stay light for tests
@@ -302,15 +283,11 @@ class EmgPoseNode(Node):
 
     # --- parameters -------------------------------------------------------------------
 
-    def _on_set_parameters(self, params) -> SetParametersResult:
-        values = {prm.name: prm.value for prm in params if prm.name in PARAMETERS}
-        problems = _check(values)
-        if problems:
-            return SetParametersResult(successful=False, reason="; ".join(problems))
+    def _apply(self, values: dict) -> None:
+        """Run-time changes (already checked)."""
         self._p.update(values)
         if any(k.startswith("smoothing") for k in values):
             self._filter = self._make_filter()
-        return SetParametersResult(successful=True)
 
     def _make_filter(self) -> OneEuroFilter:
         p = self._p

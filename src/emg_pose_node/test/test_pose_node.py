@@ -301,7 +301,21 @@ def test_bad_parameters_are_refused(node_process, models):
     proc = node_process("emg_pose_node", "emg_pose", ros_args(params={
         "model": str(path), "update_rate_hz": 500.0}))
     assert proc.wait(timeout_s=30) == 2
-    assert "update_rate_hz must be in [1, 200]" in proc.output
+    assert "update_rate_hz=500.0 refused: must be within [1, 200] Hz" in proc.output
+    proc = node_process("emg_pose_node", "emg_pose", ros_args(params={
+        "model": str(path), "calibration_epochs": 2.5}))
+    assert proc.wait(timeout_s=30) == 2
+    assert "calibration_epochs=2.5 refused: expected an integer" in proc.output
+    assert "Traceback" not in proc.output
+
+
+def test_an_integer_is_taken_for_a_double(node_process, models, ros_node):
+    """-p update_rate_hz:=100 (an int for a double) runs, as it does for the driver."""
+    _, path = models
+    proc = node_process("emg_pose_node", "emg_pose", ros_args(params={
+        "model": str(path), "update_rate_hz": 100}))
+    proc.wait_for_output("one pose per", timeout_s=60)
+    assert proc.process.poll() is None
 
 
 def test_runs_and_reports_without_a_model(ros_node, node_process, tmp_path):

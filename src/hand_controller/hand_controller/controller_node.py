@@ -18,7 +18,6 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
@@ -28,6 +27,9 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from emg_hand_core.params import Param, ParamError, ParamTable
+from emg_hand_core.ros_params import declare_parameters, on_set_parameters
 
 from .profile import HandProfile, ProfileError, load_profile, resolve_profile_path
 from .safety import WATCHDOG_ACTIONS, Command, ControllerCore, State
@@ -41,49 +43,42 @@ DEFAULT_COMMAND_TOPICS = {
 LATENCY_WINDOW = 10_000
 STAMP_RESYNC_S = 0.05
 
-# name: (default, description, read-only after start)
-PARAMETERS = {
-    "profile": ("prosthetic_6", "Target hand: a shipped profile name (prosthetic_6, "
-                "four_finger_16, human) or the path of a profile YAML file.", True),
-    "output": ("forward_position", "Command output: forward_position (std_msgs/"
-               "Float64MultiArray for a ros2_control forward position controller), "
-               "joint_trajectory (trajectory_msgs/JointTrajectory, one point), serial (the "
-               "documented frame on serial_port) or none (robot_hand/joint_states only).",
-               True),
-    "command_topic": ("", "Command topic; empty: forward_position_controller/commands or "
-                      "joint_trajectory_controller/joint_trajectory by output.", True),
-    "control_rate_hz": (100.0, "Control period for the watchdog and the rate limiter's "
-                        "largest step; a trajectory point's time_from_start is one period.",
-                        True),
-    "input_timeout_ms": (200, "Input older than this trips the watchdog [ms].", False),
-    "watchdog_action": ("safe_posture", "On stale input: safe_posture (the profile's) or hold.",
-                        False),
-    "lowpass_cutoff_hz": (0.0, "First-order low-pass on the target before rate limiting "
-                          "[Hz]; 0 disables it.", False),
-    "start_enabled": (False, "Command the hand from start-up. Default false: call ~/enable "
-                      "(std_srvs/SetBool) first.", True),
-    "serial_port": ("", "Serial device for output serial, e.g. /dev/ttyACM0.", True),
-    "serial_baud_rate": (115200, "Serial baud rate [bit/s].", True),
-    "diagnostics_period_s": (1.0, "Period of the /diagnostics status [s].", False),
-}
+PARAMETERS = ParamTable((
+    Param("profile", "prosthetic_6", "Target hand: a shipped profile name (prosthetic_6, "
+          "four_finger_16, human) or the path of a profile YAML file.", read_only=True,
+          check=lambda v: None if v else "must not be empty"),
+    Param("output", "forward_position", "Command output: forward_position (std_msgs/"
+          "Float64MultiArray for a ros2_control forward position controller), "
+          "joint_trajectory (trajectory_msgs/JointTrajectory, one point), serial (the "
+          "documented frame on serial_port) or none (robot_hand/joint_states only).",
+          choices=OUTPUTS, read_only=True),
+    Param("command_topic", "", "Command topic; empty: forward_position_controller/commands or "
+          "joint_trajectory_controller/joint_trajectory by output.", read_only=True),
+    Param("control_rate_hz", 100.0, "Control period for the watchdog and the rate limiter's "
+          "largest step; a trajectory point's time_from_start is one period.", unit="Hz",
+          min=1.0, max=1000.0, read_only=True),
+    Param("input_timeout_ms", 200, "Input older than this trips the watchdog.", unit="ms",
+          min=1, max=60_000),
+    Param("watchdog_action", "safe_posture", "On stale input: safe_posture (the profile's) "
+          "or hold.", choices=WATCHDOG_ACTIONS),
+    Param("lowpass_cutoff_hz", 0.0, "First-order low-pass on the target before rate limiting; "
+          "0 disables it.", unit="Hz", min=0.0, max=1000.0),
+    Param("start_enabled", False, "Command the hand from start-up. Default false: call "
+          "~/enable (std_srvs/SetBool) first.", read_only=True),
+    Param("serial_port", "", "Serial device for output serial, e.g. /dev/ttyACM0.",
+          read_only=True),
+    Param("serial_baud_rate", 115200, "Serial baud rate.", unit="bit/s", min=300,
+          max=4_000_000, read_only=True),
+    Param("diagnostics_period_s", 1.0, "Period of the /diagnostics status.", unit="s",
+          min=0.05, max=60.0),
+))
 
 
 def _check(values: dict) -> list[str]:
-    problems = []
-    if "output" in values and values["output"] not in OUTPUTS:
-        problems.append(f"output must be one of {OUTPUTS}, got {values['output']!r}")
-    if "watchdog_action" in values and values["watchdog_action"] not in WATCHDOG_ACTIONS:
-        problems.append(f"watchdog_action must be one of {WATCHDOG_ACTIONS}, got "
-                        f"{values['watchdog_action']!r}")
-    for name in ("control_rate_hz", "input_timeout_ms", "diagnostics_period_s",
-                 "serial_baud_rate"):
-        if name in values and not values[name] > 0:
-            problems.append(f"{name} must be > 0, got {values[name]}")
-    if "lowpass_cutoff_hz" in values and not values["lowpass_cutoff_hz"] >= 0:
-        problems.append(f"lowpass_cutoff_hz must be >= 0, got {values['lowpass_cutoff_hz']}")
-    if values.get("output") == "serial" and not values.get("serial_port", "x"):
-        problems.append("output serial needs serial_port")
-    return problems
+    """Problems of combinations (each value is checked by PARAMETERS)."""
+    if values.get("output") == "serial" and not values.get("serial_port"):
+        return ["output serial needs serial_port"]
+    return []
 
 
 def _share_profile_dirs() -> list[Path]:
@@ -98,13 +93,10 @@ def _share_profile_dirs() -> list[Path]:
 class HandController(Node):
     def __init__(self, **kwargs):
         super().__init__("hand_controller", **kwargs)
-        for name, (default, description, read_only) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(
-                description=description, read_only=read_only))
-        p = {n: self.get_parameter(n).value for n in PARAMETERS}
+        p, _ = declare_parameters(self, PARAMETERS)  # ParamError: refused with the reason
         problems = _check(p)
         if problems:
-            raise ValueError("invalid parameters: " + "; ".join(problems))
+            raise ParamError("; ".join(problems))
         self.profile: HandProfile = load_profile(
             resolve_profile_path(p["profile"], _share_profile_dirs()))
         self.output = p["output"]
@@ -140,7 +132,7 @@ class HandController(Node):
         self._steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(self.period_s, self._on_tick, clock=self._steady)
         self._diag_timer = self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.add_on_set_parameters_callback(on_set_parameters(PARAMETERS, self._apply))
 
         if p["start_enabled"]:
             ok, message = self._enable()
@@ -154,11 +146,8 @@ class HandController(Node):
             + ("enabled" if self.core.enabled else "disabled, call ~/enable"))
 
     # --- parameters -------------------------------------------------------------------------
-    def _on_set_parameters(self, params) -> SetParametersResult:
-        values = {p.name: p.value for p in params if p.name in PARAMETERS}
-        problems = _check(values)
-        if problems:
-            return SetParametersResult(successful=False, reason="; ".join(problems))
+    def _apply(self, values: dict) -> None:
+        """Run-time changes (already checked)."""
         if "input_timeout_ms" in values:
             self.core.input_timeout_s = values["input_timeout_ms"] / 1000.0
         if "watchdog_action" in values:
@@ -169,7 +158,6 @@ class HandController(Node):
             self._diag_timer.cancel()
             self._diag_timer = self.create_timer(values["diagnostics_period_s"],
                                                  self._publish_diagnostics)
-        return SetParametersResult(successful=True)
 
     # --- serial -----------------------------------------------------------------------------
     def _open_serial(self) -> bool:

@@ -227,7 +227,7 @@ def test_bad_input_rejected_and_enable_stop_respected(ros_node, node_process):
     profile = load_profile(resolve_profile_path("prosthetic_6"))
     commands = ros_node.collect(Float64MultiArray, "forward_position_controller/commands")
     diag = ros_node.collect(DiagnosticArray, "/diagnostics", 1000)
-    start_controller(node_process, profile="prosthetic_6", input_timeout_ms=600000)
+    start_controller(node_process, profile="prosthetic_6", input_timeout_ms=60000)
     pub = PoseStreamer(ros_node).wait_matched().pub
     fist = joint_state(NAMED_POSES["fist"])
 
@@ -349,6 +349,29 @@ def test_bad_parameters_exit_with_a_clear_message(node_process):
                         ros_args({"output": "serial"}))
     assert proc.wait(30.0) == 2
     assert "output serial needs serial_port" in proc.output
+
+
+def test_parameters_take_ints_for_doubles_and_refuse_what_is_out_of_range(ros_node,
+                                                                          node_process):
+    for params, message in (({"control_rate_hz": 1e9}, "control_rate_hz=1000000000.0 refused: "
+                             "must be within [1, 1000] Hz"),
+                            ({"input_timeout_ms": 200.5}, "input_timeout_ms=200.5 refused: "
+                             "expected an integer")):
+        proc = node_process("hand_controller", "hand_controller", ros_args(params))
+        assert proc.wait(30.0) == 2
+        assert message in proc.output and "Traceback" not in proc.output
+    start_controller(node_process, control_rate_hz=100)  # an int for a double: taken
+    results = ros_node.set_parameters("/hand_controller", {
+        "input_timeout_ms": 10**12, "diagnostics_period_s": 1e-9, "lowpass_cutoff_hz": 5})
+    # refused by the declared range (rclpy checks it before the node's own check)
+    assert not results[0].successful and "60000" in results[0].reason
+    assert not results[1].successful and "0.05" in results[1].reason
+    assert results[2].successful  # an int for a double at run time too
+    timeout, rate = ros_node.describe_parameters("/hand_controller",
+                                                 ["input_timeout_ms", "control_rate_hz"])
+    assert (timeout.integer_range[0].from_value, timeout.integer_range[0].to_value) == (1, 60000)
+    assert rate.floating_point_range[0].to_value == 1000.0 and rate.read_only
+    assert "[1, 1000] Hz" in rate.description
 
 
 def test_unopenable_serial_port_refuses_enable_and_reports_error(ros_node, node_process,

@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -30,6 +29,8 @@ from emg_hand_core.hand_model import (
     keypoints_from_frames,
 )
 from emg_hand_core.names import KEYPOINT_ORDER, joint_angles_in_order, keypoints_in_order
+from emg_hand_core.params import Param, ParamTable, positive
+from emg_hand_core.ros_params import declare_parameters, on_set_parameters
 from emg_hand_core.topics import (
     DIAGNOSTICS_TOPIC,
     JOINT_STATES_TOPIC,
@@ -50,44 +51,51 @@ from .markers import (
 )
 from .tf_output import TfOutput
 
-PARAMETERS = {
-    # name: (default, description)
-    "armband_frame": ("armband", "Parent frame of the static armband -> hand_base transform "
-                      "(the EMG chunks' header.frame_id); empty: no static transform."),
-    "hand_base_xyz_m": ([0.15, 0.0, 0.0], "Position of hand_base (the wrist) in armband_frame "
-                        "[m], x y z."),
-    "hand_base_rpy_rad": ([0.0, 0.0, 0.0], "Orientation of hand_base in armband_frame, fixed-"
-                          "axis roll pitch yaw [rad]."),
-    "frame_prefix": ("", "Prefix of every frame this node names (hand_base, fingertips, "
-                     "markers), e.g. 'left/' when two hands run side by side; use the same "
-                     "frame_prefix for their robot_state_publisher. armband_frame is taken "
-                     "as given."),
-    "publish_fingertip_tf": (True, "Broadcast the predicted fingertip frames (teleoperation "
-                             "targets) as hand_base -> <prefix><finger>_tip."),
-    "fingertip_frame_prefix": ("target_", "Prefix of the fingertip TF frames. Keep it non-empty "
-                               "when robot_state_publisher runs the hand URDF, whose own "
-                               "<finger>_tip frames would otherwise get a second parent."),
-    "show_reference": (True, "Draw hand/reference/joint_states as a translucent ghost."),
-    "keypoints_timeout_s": (0.5, "Draw the prediction from hand/joint_states (through forward "
-                            "kinematics) when no hand/keypoints arrived for this long [s]."),
-    "max_marker_rate_hz": (30.0, "Most marker updates per second per hand (0: every message)."),
-    "joint_radius_m": (0.008, "Radius of the joint spheres [m]."),
-    "bone_width_m": (0.005, "Width of the bone lines [m]."),
-    "marker_lifetime_s": (0.5, "Markers vanish this long after the last update [s]."),
-    "diagnostics_period_s": (1.0, "Period of the /diagnostics status [s]."),
-}
+
+def _xyz(v: list) -> str | None:
+    return None if len(v) == 3 else "must be 3 numbers (x y z / roll pitch yaw)"
+
+
+def _prefix(v: str) -> str | None:
+    return "must not start with '/' (tf2 frame names)" if v.startswith("/") else None
+
+
+PARAMETERS = ParamTable((
+    Param("armband_frame", "armband", "Parent frame of the static armband -> hand_base "
+          "transform (the EMG chunks' header.frame_id); empty: no static transform."),
+    Param("hand_base_xyz_m", [0.15, 0.0, 0.0], "Position of hand_base (the wrist) in "
+          "armband_frame, x y z.", unit="m", min=-10.0, max=10.0, check=_xyz),
+    Param("hand_base_rpy_rad", [0.0, 0.0, 0.0], "Orientation of hand_base in armband_frame, "
+          "fixed-axis roll pitch yaw.", unit="rad", min=-7.0, max=7.0, check=_xyz),
+    Param("frame_prefix", "", "Prefix of every frame this node names (hand_base, fingertips, "
+          "markers), e.g. 'left/' when two hands run side by side; use the same "
+          "frame_prefix for their robot_state_publisher. armband_frame is taken as given.",
+          check=_prefix),
+    Param("publish_fingertip_tf", True, "Broadcast the predicted fingertip frames "
+          "(teleoperation targets) as hand_base -> <prefix><finger>_tip."),
+    Param("fingertip_frame_prefix", "target_", "Prefix of the fingertip TF frames. Keep it "
+          "non-empty when robot_state_publisher runs the hand URDF, whose own <finger>_tip "
+          "frames would otherwise get a second parent.", check=_prefix),
+    Param("show_reference", True, "Draw hand/reference/joint_states as a translucent ghost."),
+    positive("keypoints_timeout_s", 0.5, "Draw the prediction from hand/joint_states "
+             "(through forward kinematics) when no hand/keypoints arrived for this long.",
+             "s", max=60.0),
+    Param("max_marker_rate_hz", 30.0, "Most marker updates per second per hand (0: every "
+          "message).", unit="Hz", min=0.0, max=1000.0),
+    positive("joint_radius_m", 0.008, "Radius of the joint spheres.", "m", max=1.0),
+    positive("bone_width_m", 0.005, "Width of the bone lines.", "m", max=1.0),
+    positive("marker_lifetime_s", 0.5, "Markers vanish this long after the last update.", "s",
+             max=3600.0),
+    Param("diagnostics_period_s", 1.0, "Period of the /diagnostics status.", unit="s",
+          min=0.05, max=60.0),
+))
 
 
 class HandVisualizer(Node):
     def __init__(self, **kwargs):
         super().__init__("hand_visualizer", **kwargs)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        problems = self._check({n: self.get_parameter(n).value for n in PARAMETERS})
-        if problems:
-            raise ValueError("invalid parameters: " + "; ".join(problems))
-        self._p = {n: self.get_parameter(n).value for n in PARAMETERS}
-        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._p, _ = declare_parameters(self, PARAMETERS)  # ParamError: refused, with why
+        self.add_on_set_parameters_callback(on_set_parameters(PARAMETERS, self._apply))
 
         self.counts = {"keypoints": 0, "joint_states": 0, "reference": 0, "rejected": 0,
                        "marker_updates": 0}
@@ -112,30 +120,8 @@ class HandVisualizer(Node):
             f"{self._p['armband_frame'] or '(none)'} -> {self._frame(HAND_FRAME)}")
 
     # --- parameters -----------------------------------------------------------------------
-    @staticmethod
-    def _check(values: dict) -> list[str]:
-        problems = []
-        for name in ("hand_base_xyz_m", "hand_base_rpy_rad"):
-            if name in values:
-                v = list(values[name])
-                if len(v) != 3 or not all(math.isfinite(float(x)) for x in v):
-                    problems.append(f"{name} must be 3 finite numbers, got {v}")
-        for name in ("joint_radius_m", "bone_width_m", "marker_lifetime_s",
-                     "diagnostics_period_s", "keypoints_timeout_s"):
-            if name in values and not float(values[name]) > 0:
-                problems.append(f"{name} must be > 0, got {values[name]}")
-        if "max_marker_rate_hz" in values and not float(values["max_marker_rate_hz"]) >= 0:
-            problems.append(f"max_marker_rate_hz must be >= 0, got {values['max_marker_rate_hz']}")
-        if str(values.get("fingertip_frame_prefix", "")).startswith("/") or \
-                str(values.get("frame_prefix", "")).startswith("/"):
-            problems.append("frame prefixes must not start with '/' (tf2 frame names)")
-        return problems
-
-    def _on_set_parameters(self, params) -> SetParametersResult:
-        values = {p.name: p.value for p in params if p.name in PARAMETERS}
-        problems = self._check(values)
-        if problems:
-            return SetParametersResult(successful=False, reason="; ".join(problems))
+    def _apply(self, values: dict) -> None:
+        """Run-time changes (already checked)."""
         static_changed = any(n in values for n in ("armband_frame", "hand_base_xyz_m",
                                                    "hand_base_rpy_rad", "frame_prefix"))
         self._p.update(values)
@@ -145,7 +131,6 @@ class HandVisualizer(Node):
                                                  self._publish_diagnostics)
         if static_changed:
             self._publish_static_tf()
-        return SetParametersResult(successful=True)
 
     # --- TF ---------------------------------------------------------------------------------
     def _publish_static_tf(self) -> None:
