@@ -4,6 +4,8 @@ recording can be missed."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sensor_msgs.msg import JointState
@@ -84,3 +86,85 @@ def test_missing_recording_fails_configure_with_a_clear_reason(tmp_path, start_d
     status = diagnostics.wait_for(lambda s: s["level"] == 2, what="ERROR status")
     assert "no such file" in status["message"]
     assert "absent.h5" in driver.output and driver.process.poll() is None
+
+
+def _generated_recordings(folder):
+    """One small file of every recording format (a few hundred samples each)."""
+    import json
+
+    from emg_hand_core.recordings import Recording, rosbag2
+
+    rng = np.random.default_rng(5)
+    fingers = ["thumb", "index", "middle", "ring", "pinky"]
+
+    def csv(path, header, rows):
+        path.write_text(",".join(header) + "\n" + "\n".join(
+            ",".join(f"{v:.9g}" for v in r) for r in rows) + "\n")
+        return path
+
+    t = np.arange(300) * 8.0
+    files = {}
+    files["emg2pose"] = emg2pose.write_arrays(
+        folder / "s.h5", rng.normal(0, 1e-4, (400, 4)).astype(np.float32),
+        rng.uniform(0, 1, (400, 20)), 1000.0)
+    rec = Recording(emg=rng.normal(0, 1e-4, (400, 3)).astype(np.float32), sample_rate_hz=500.0,
+                    joint_angles=rng.uniform(0, 1, (400, 20)))
+    files["rosbag2"] = rosbag2.write(folder / "bag", rec, chunk_samples=10, drop_chunks=(7,))
+    files["eeg_emg_hands"] = csv(folder / "emg_mp_1.csv",
+                                 ["timestamp", *fingers] + [f"ch_{k}" for k in range(1, 5)],
+                                 np.c_[t, rng.uniform(size=(300, 5)), rng.normal(0, 10, (300, 4))])
+    header = ["timestamp", *fingers]
+    for k in (1, 2):
+        header += [f"ch_{k}_raw", f"ch_{k}_ema_1"]
+    files["eeg_emg_hands_merged"] = csv(folder / "data_1.csv", header,
+                                        np.c_[t, rng.uniform(size=(300, 5)),
+                                              rng.normal(0, 10, (300, 4))])
+    run = folder / "prompted" / "r_1"
+    run.mkdir(parents=True)
+    (run.parent / "frequency_info.json").write_text(json.dumps({"exg_fs": 250.0}))
+    csv(run / "exg.csv", ["timestamp", "exg_1", "exg_2"], np.c_[t, rng.normal(0, 50, (300, 2))])
+    csv(run / "prompt.csv", ["timestamp", *fingers], [[400, 0, 1, 1, 0, 0]])
+    files["eeg_emg_hands_prompted"] = run
+    lines = [",".join(str(v) for v in rng.integers(-128, 128, 8)) + ",1" for _ in range(300)]
+    lines[100] = "4,2,1,0,-1,0,0,0,00,3,2,0,1,1,-1,0,0"  # two samples run together
+    (folder / "7.txt").write_text("\n".join(lines) + "\n")
+    files["myo_readings"] = folder / "7.txt"
+    return files
+
+
+def test_replay_publishes_exactly_what_the_trainer_reads_for_every_format(
+        tmp_path, start_driver, emg_stream, lifecycle, ros_node):
+    """The driver's replay and emg_pose_train read a file identically: for a file of every
+    format (and the shared real recordings when present), the published stream is the
+    trainer's samples in volts, row for row, with unreadable rows as index gaps."""
+    from emg_hand_core.recordings import FORMATS
+    from emg_hand_testing.pytest_plugin import find_shared_data
+
+    files = _generated_recordings(tmp_path)
+    assert set(files) == set(FORMATS)  # a new format must join this test
+    shared = find_shared_data(Path(__file__).parent)  # the real files too, where present
+    if shared is not None:
+        myo = shared / "myo_readings" / "right_hand"
+        files["real myo (malformed line)"] = myo / "19999-2" / "2.txt"
+        files["real myo"] = myo / "45612-1" / "7.txt"
+        files["real emg2pose"] = shared / "emg2pose" / "test_data.hdf5"
+    start_driver(source="replay", file=str(files["emg2pose"]), rate=25.0, autostart=False)
+    lc = lifecycle()
+    for kind, path in files.items():
+        expected = load_recording(path)  # the trainer's loader, as emg_pose_train calls it
+        assert ros_node.set_parameters("/emg_driver", {"file": str(path)})[0].successful
+        since = len(emg_stream.messages)
+        assert lc.transition("configure"), kind
+        emg_stream.wait_publisher()
+        assert lc.transition("activate"), kind
+        valid = np.flatnonzero(expected.valid_emg())
+        emg_stream.collector.wait_until(
+            lambda msgs, since=since, last=int(valid[-1]): len(msgs) > since and (
+                msgs[-1].first_sample_index + msgs[-1].num_samples - 1 >= last),
+            timeout_s=60.0, what=f"the whole {kind} recording")
+        idx, data, msgs = emg_stream.samples(since)
+        assert idx.tolist() == valid.tolist(), kind  # every readable row once, gaps for others
+        np.testing.assert_array_equal(data, expected.emg[valid], err_msg=kind)
+        assert tuple(msgs[0].channel_names) == expected.channel_names, kind
+        assert msgs[0].sample_rate_hz == pytest.approx(expected.sample_rate_hz), kind
+        assert lc.transition("deactivate") and lc.transition("cleanup"), kind
