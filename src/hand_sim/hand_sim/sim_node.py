@@ -107,7 +107,7 @@ class HandSimNode(Node):
         self._lock = threading.Lock()
         self._rtf = p["real_time_factor"]
         self._publish_every = max(1, int(round(p["physics_rate_hz"] / p["publish_rate_hz"])))
-        self._clock = p["publish_clock"]
+        self._sim_clock = p["publish_clock"]
         self.counters = collections.Counter()
         self._last_problem = ""
         self._step_s: collections.deque[float] = collections.deque(maxlen=STEP_TIME_WINDOW)
@@ -115,13 +115,14 @@ class HandSimNode(Node):
 
         self.state_pub = self.create_publisher(JointState, ROBOT_JOINT_STATES_TOPIC, 10)
         self.contacts_pub = self.create_publisher(HandContacts, CONTACTS_TOPIC, 10)
-        self.clock_pub = self.create_publisher(Clock, CLOCK_TOPIC, 10) if self._clock else None
+        self.clock_pub = self.create_publisher(Clock, CLOCK_TOPIC, 10) if self._sim_clock else None
         self.diag_pub = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self.create_subscription(Float64MultiArray, FORWARD_COMMANDS_TOPIC, self._on_forward, 10)
         self.create_subscription(JointTrajectory, TRAJECTORY_TOPIC, self._on_trajectory, 10)
         self._diag_timer = self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics)
         self.add_on_set_parameters_callback(on_set_parameters(PARAMETERS, self._apply))
 
+        self._stamp_origin = (self.get_clock().now().nanoseconds, 0.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hand_sim_physics", daemon=True)
         self._thread.start()
@@ -130,7 +131,7 @@ class HandSimNode(Node):
             f"{p['physics_rate_hz']:g} Hz x {self._rtf:g} real time, object "
             f"{p['scene_object']}; commands on {FORWARD_COMMANDS_TOPIC} and "
             f"{TRAJECTORY_TOPIC}; state on {ROBOT_JOINT_STATES_TOPIC}"
-            + (", /clock" if self._clock else ""))
+            + (", /clock" if self._sim_clock else ""))
 
     def _apply(self, values: dict) -> None:
         if "real_time_factor" in values:
@@ -170,6 +171,7 @@ class HandSimNode(Node):
             with self._lock:
                 if self._restart_pacing:
                     wall0, sim0, self._restart_pacing = time.monotonic(), self.sim.t_s, False
+                    self._stamp_origin = (self.get_clock().now().nanoseconds, sim0)
                 due = int((sim0 + (time.monotonic() - wall0) * self._rtf - self.sim.t_s)
                           / self.sim.dt_s)
                 if due * self.sim.dt_s > MAX_CATCH_UP_S * self._rtf:
@@ -187,9 +189,13 @@ class HandSimNode(Node):
             self._stop.wait(WAKE_PERIOD_S)
 
     def _stamp(self):
-        if self._clock:
+        """The time of the current physics state: the simulated time with publish_clock,
+        else the ROS time at which real time (times real_time_factor) reaches it."""
+        if self._sim_clock:
             return Time(nanoseconds=int(round(self.sim.t_s * 1e9))).to_msg()
-        return self.get_clock().now().to_msg()
+        ros0_ns, sim0 = self._stamp_origin
+        return Time(nanoseconds=ros0_ns + int(round((self.sim.t_s - sim0) / self._rtf * 1e9)),
+                    clock_type=self.get_clock().clock_type).to_msg()
 
     def _publish_state(self) -> None:
         stamp = self._stamp()
