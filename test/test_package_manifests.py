@@ -125,7 +125,8 @@ def test_every_import_is_declared(pkg):
 # exec_depends that the code does not import, and why they are still needed at run time.
 RUNTIME_ONLY = {
     "emg_hand_bringup": {"launch", "launch_ros", "ros2launch", "emg_driver", "emg_pose_node",
-                         "hand_visualizer", "hand_controller", "robot_state_publisher", "rviz2",
+                         "hand_visualizer", "hand_controller", "hand_sim",
+                         "robot_state_publisher", "rviz2",
                          "ros2bag", "rosbag2_storage_mcap", "emg_hand_core"},
     # the Python module tf2_ros is package tf2_ros_py (tf2_ros: its C++ side);
     # robot_state_publisher: the URDF in the launch files
