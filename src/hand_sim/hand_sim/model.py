@@ -128,9 +128,6 @@ def build_model(profile: HandProfile, *, physics_rate_hz: float = 1000.0,
         act.forcerange = [-profile.max_effort[k], profile.max_effort[k]]
     if scene_object is not None:
         _add_object(spec, scene_object)
-    spec.add_texture(name="sky", type=mujoco.mjtTexture.mjTEXTURE_SKYBOX,
-                     builtin=mujoco.mjtBuiltin.mjBUILTIN_GRADIENT, rgb1=[0.85, 0.88, 0.92],
-                     rgb2=[0.35, 0.38, 0.45], width=64, height=64)
     spec.worldbody.add_light(pos=[0.1 * scale, 0.1 * scale, 0.6 * scale], dir=[0, -0.1, -1],
                              diffuse=[0.8, 0.8, 0.8], castshadow=False)
     try:

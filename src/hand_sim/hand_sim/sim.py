@@ -196,3 +196,25 @@ class HandSim:
     def run_for(self, seconds: float) -> None:
         """Step for ``seconds`` of simulated time."""
         self.step(max(1, int(round(seconds / self.dt_s))))
+
+
+def tracking_lag(t_cmd: np.ndarray, q_cmd: np.ndarray, t_meas: np.ndarray,
+                 q_meas: np.ndarray, max_lag_s: float = 0.3,
+                 step_s: float = 0.002) -> tuple[float, float]:
+    """How far the measured joint positions trail the commanded ones: (lag [s], mean
+    absolute error at that lag [rad]). The lag is the delay of the commanded signal that
+    best matches the measured one (both (M, n) by their stamps [s]; joints that move)."""
+    t_cmd, q_cmd = np.asarray(t_cmd, dtype=np.float64), np.asarray(q_cmd, dtype=np.float64)
+    t_meas, q_meas = np.asarray(t_meas, dtype=np.float64), np.asarray(q_meas, dtype=np.float64)
+    inside = (t_meas >= t_cmd[0] + max_lag_s) & (t_meas <= t_cmd[-1])
+    if inside.sum() < 10:
+        return float("nan"), float("nan")
+    t, q = t_meas[inside], q_meas[inside]
+    best = (float("nan"), float("inf"))
+    for lag in np.arange(0.0, max_lag_s + 1e-12, step_s):
+        shifted = np.column_stack([np.interp(t - lag, t_cmd, q_cmd[:, j])
+                                   for j in range(q_cmd.shape[1])])
+        error = float(np.mean(np.abs(shifted - q)))
+        if error < best[1]:
+            best = (float(lag), error)
+    return best

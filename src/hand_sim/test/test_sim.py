@@ -16,7 +16,7 @@ from hand_controller.profile import load_profile, resolve_profile_path
 from hand_sim.mj import mujoco
 from hand_sim.model import SceneObject, SimModelError, build_model
 from hand_sim.render import HandRenderer, gl_problem
-from hand_sim.sim import CommandError, HandSim
+from hand_sim.sim import CommandError, HandSim, tracking_lag
 
 PROFILES = ("prosthetic_6", "four_finger_16")
 
@@ -170,3 +170,11 @@ def test_without_gl_physics_runs_and_the_picture_is_skipped_with_the_reason():
     if problem == "None":
         pytest.skip("osmesa works here: nothing to fall back from")
     assert "MUJOCO_GL=osmesa" in problem
+
+
+def test_tracking_lag_finds_the_delay_of_a_follower():
+    t = np.arange(0.0, 3.0, 0.01)
+    q = np.column_stack([np.sin(2 * t), np.cos(3 * t)])
+    lag, error = tracking_lag(t, q, t, np.column_stack([np.sin(2 * (t - 0.04)),
+                                                        np.cos(3 * (t - 0.04))]))
+    assert lag == pytest.approx(0.04, abs=0.003) and error < 0.01
