@@ -109,9 +109,36 @@ def test_grasp_makes_contact_and_clock_and_bad_commands(ros_node, node_process):
     assert all(sum(m.normal_force) == 0 for m in msgs[:3])  # open at first: no contact
     # /clock carries the simulated time, and the states are stamped with it
     ticks = [c.clock.sec + c.clock.nanosec * 1e-9 for c in clock.messages]
-    assert ticks[0] < 0.1 and np.all(np.diff(ticks) > 0)
-    assert stamp_s(states.messages[0]) < 0.1
+    assert np.all(np.diff(ticks) > 0) and ticks[-1] < 600.0  # from 0, not the epoch
+    stamps = [stamp_s(m) for m in states.messages]
+    assert ticks[0] - 0.05 <= stamps[len(stamps) // 2] <= ticks[-1] + 0.05
     diagnostics.wait_until(lambda m: any(kv.key == "rejected_length" and kv.value == "1"
                                          for msg in m for s in msg.status
                                          if s.name == "hand_sim: physics" for kv in s.values),
                            10.0, "the refused command in /diagnostics")
+
+
+def test_controller_stops_closing_fingers_that_touch_with_the_force_limit(ros_node,
+                                                                          node_process):
+    """The controller reads hand_sim's contacts: with contact_force_limit_n a fist closes
+    until each finger presses on the cylinder, then holds there instead of squeezing on."""
+    profile = load_profile(resolve_profile_path(PROFILE))
+    contacts = ros_node.collect(HandContacts, CONTACTS_TOPIC, 2000)
+    commanded = ros_node.collect(JointState, ROBOT_COMMANDED_JOINT_STATES_TOPIC, 2000)
+    start_sim(node_process)
+    start_controller(node_process, contact_force_limit_n=2.0)
+    streamer = PoseStreamer(ros_node).wait_matched()
+    fist = profile.clamp(profile.retarget(NAMED_POSES["fist"]))
+    index = profile.joint_names.index("index_flexion")
+    try:
+        streamer.start(NAMED_POSES["fist"])
+        contacts.wait_until(lambda m: bool(m) and dict(zip(m[-1].fingers,
+                                                           m[-1].normal_force))["index"] > 2.0,
+                            15.0, "the index finger pressing on the cylinder")
+        held = commanded.messages[-1].position[index]
+        count = len(commanded.messages)
+        commanded.wait_for(count + 50, 10.0)  # half a second more of a commanded fist
+    finally:
+        streamer.stop()
+    assert commanded.messages[-1].position[index] == pytest.approx(held, abs=0.05)
+    assert held < fist[index] - 0.3  # it stopped at the object, short of the fist
