@@ -178,3 +178,11 @@ def test_tracking_lag_finds_the_delay_of_a_follower():
     lag, error = tracking_lag(t, q, t, np.column_stack([np.sin(2 * (t - 0.04)),
                                                         np.cos(3 * (t - 0.04))]))
     assert lag == pytest.approx(0.04, abs=0.003) and error < 0.01
+
+
+def test_readme_documents_every_parameter():
+    from hand_sim.sim_node import PARAMETERS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [p.name for p in PARAMETERS if f"| `{p.name}` |" not in readme]
+    assert not missing, f"parameters missing from the README's table: {missing}"
