@@ -29,7 +29,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from emg_hand_core.params import Param, ParamError, ParamTable
+from emg_hand_core.params import Param, ParamTable
 from emg_hand_core.ros_params import declare_parameters, on_set_parameters
 from emg_hand_core.topics import (
     CLOCK_TOPIC,
@@ -40,9 +40,9 @@ from emg_hand_core.topics import (
     TRAJECTORY_TOPIC,
 )
 from emg_interfaces.msg import HandContacts
-from hand_controller.profile import ProfileError, load_profile, resolve_profile_path
+from hand_controller.profile import load_profile, resolve_profile_path
 
-from .model import OBJECT_SHAPES, SceneObject, SimModelError, build_model
+from .model import OBJECT_SHAPES, SceneObject, build_model
 from .sim import CommandError, HandSim
 
 WAKE_PERIOD_S = 0.002  # the physics thread runs the steps due every 2 ms
@@ -260,7 +260,7 @@ def main(args=None) -> int:
     rclpy.init(args=args)
     try:
         node = HandSimNode()
-    except (ParamError, ProfileError, SimModelError) as exc:
+    except ValueError as exc:
         print(f"hand_sim: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
