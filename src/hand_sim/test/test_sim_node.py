@@ -142,3 +142,9 @@ def test_controller_stops_closing_fingers_that_touch_with_the_force_limit(ros_no
         streamer.stop()
     assert commanded.messages[-1].position[index] == pytest.approx(held, abs=0.05)
     assert held < fist[index] - 0.3  # it stopped at the object, short of the fist
+
+
+def test_a_bad_parameter_is_refused_with_the_reason(node_process):
+    proc = node_process("hand_sim", "hand_sim", ros_args({"physics_rate_hz": 100.0}))
+    assert proc.wait(timeout_s=60.0) == 2
+    assert "physics_rate_hz=100.0 refused: must be within [500, 10000] Hz" in proc.output
