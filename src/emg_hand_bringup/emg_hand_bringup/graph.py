@@ -331,14 +331,11 @@ def controller_profile(opts: TeleopOptions) -> str:
 
 def robot_description(profile: str) -> str:
     """The URDF of the controller's hand (the profile's robot hand; the human hand's)."""
-    from hand_controller.profile import ProfileError
+    from hand_controller.profile import ProfileError, installed_profile_dirs
     from hand_visualizer.robot_urdf import RobotUrdfError, robot_urdf_for
 
-    profile_dirs = []
-    if installed("hand_controller"):
-        profile_dirs = [Path(share_file("hand_controller", "config", "profiles"))]
     try:
-        return robot_urdf_for(profile, profile_dirs)
+        return robot_urdf_for(profile, installed_profile_dirs())
     except (ProfileError, RobotUrdfError) as err:
         raise GraphError(f"controller_profile {profile!r}: {err}") from None
 

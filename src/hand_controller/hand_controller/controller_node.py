@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -33,7 +32,13 @@ from emg_hand_core.ros_params import declare_parameters, on_set_parameters
 from emg_hand_core.topics import CONTACTS_TOPIC
 from emg_interfaces.msg import HandContacts
 
-from .profile import HandProfile, ProfileError, load_profile, resolve_profile_path
+from .profile import (
+    HandProfile,
+    ProfileError,
+    installed_profile_dirs,
+    load_profile,
+    resolve_profile_path,
+)
 from .safety import WATCHDOG_ACTIONS, Command, ControllerCore, State
 from .serial_frame import FLAG_ENABLED, FLAG_STOP, FLAG_WATCHDOG, encode_command
 
@@ -86,15 +91,6 @@ def _check(values: dict) -> list[str]:
     return []
 
 
-def _share_profile_dirs() -> list[Path]:
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return [Path(get_package_share_directory("hand_controller")) / "config" / "profiles"]
-    except (ImportError, LookupError, ValueError):
-        return []
-
-
 class HandController(Node):
     def __init__(self, **kwargs):
         super().__init__("hand_controller", **kwargs)
@@ -103,7 +99,7 @@ class HandController(Node):
         if problems:
             raise ParamError("; ".join(problems))
         self.profile: HandProfile = load_profile(
-            resolve_profile_path(p["profile"], _share_profile_dirs()))
+            resolve_profile_path(p["profile"], installed_profile_dirs()))
         self.output = p["output"]
         self.period_s = 1.0 / p["control_rate_hz"]
         self.core = ControllerCore(

@@ -254,6 +254,16 @@ def load_profile(path: str | Path) -> HandProfile:
     return profile_from_dict(data, str(path))
 
 
+def installed_profile_dirs() -> list[Path]:
+    """The installed ``share/hand_controller/config/profiles`` (ament index), if any."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return [Path(get_package_share_directory("hand_controller")) / "config" / "profiles"]
+    except (ImportError, LookupError, ValueError):
+        return []
+
+
 def resolve_profile_path(profile: str, search_dirs: list[Path] | tuple[Path, ...] = ()) -> Path:
     """A profile argument -> file: an existing path as is, else ``<dir>/<name>.yaml``.
 

@@ -15,7 +15,6 @@ import collections
 import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -40,7 +39,7 @@ from emg_hand_core.topics import (
     TRAJECTORY_TOPIC,
 )
 from emg_interfaces.msg import HandContacts
-from hand_controller.profile import load_profile, resolve_profile_path
+from hand_controller.profile import installed_profile_dirs, load_profile, resolve_profile_path
 
 from .model import OBJECT_SHAPES, SceneObject, build_model
 from .sim import CommandError, HandSim
@@ -82,21 +81,12 @@ PARAMETERS = ParamTable((
 ))
 
 
-def _share_profile_dirs() -> list[Path]:
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return [Path(get_package_share_directory("hand_controller")) / "config" / "profiles"]
-    except (ImportError, LookupError, ValueError):
-        return []
-
-
 class HandSimNode(Node):
     def __init__(self, **kwargs):
         super().__init__("hand_sim", **kwargs)
         p, _ = declare_parameters(self, PARAMETERS)  # ParamError: refused with the reason
         self._p = p
-        profile = load_profile(resolve_profile_path(p["profile"], _share_profile_dirs()))
+        profile = load_profile(resolve_profile_path(p["profile"], installed_profile_dirs()))
         scene = SceneObject.in_front_of_palm(profile, p["scene_object"], p["object_radius_m"],
                                              tuple(p["object_xyz_m"]))
         self.sim = HandSim(build_model(
