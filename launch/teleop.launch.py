@@ -5,12 +5,15 @@
         port:=/dev/serial/by-id/usb-...-if00 protocol:=binary
     ros2 launch emg_hand_bringup teleop.launch.py namespace:=left    # two hands: run again
     ros2 launch emg_hand_bringup teleop.launch.py namespace:=right   #   with namespace:=right
+    ros2 launch emg_hand_bringup teleop.launch.py robot:=sim controller_enabled:=true
     ros2 launch emg_hand_bringup teleop.launch.py --show-args
 
 Nodes (emg_hand_bringup.graph describes them, for this file and for `make demo`):
 emg_driver, emg_pose, hand_visualizer, robot_state_publisher (our URDF, on
 hand/joint_states), hand_controller (disabled until ~/enable, unless
-controller_enabled:=true), and RViz with config/hand.rviz when rviz:=true. Parameters come
+controller_enabled:=true), a second robot_state_publisher with the URDF of the
+controller's profile (on robot_hand/joint_states, frames robot_hand/...), hand_sim with
+robot:=sim, and RViz with config/hand.rviz when rviz:=true. Parameters come
 from share/emg_hand_bringup/config/<node>.yaml; the arguments below override them.
 robot_state_publisher and RViz are started when installed; otherwise the log says so and
 the rest runs.
@@ -169,6 +172,18 @@ def generate_launch_description():
             "controller_params_file", default_value="",
             description="hand_controller parameter file; empty: share/emg_hand_bringup/"
                         "config/hand_controller.yaml."),
+        # --- the robot hand
+        DeclareLaunchArgument(
+            "robot", default_value="none", choices=["none", "sim"],
+            description="What answers the controller's commands: none (a real hand, or "
+                        "nothing) or sim (hand_sim: the controller's profile simulated in "
+                        "MuJoCo, measured states on robot_hand/joint_states, contacts on "
+                        "robot_hand/contacts; the controller's commanded states move to "
+                        "robot_hand/commanded_joint_states)."),
+        DeclareLaunchArgument(
+            "robot_params_file", default_value="",
+            description="hand_sim parameter file (robot sim); empty: share/emg_hand_bringup/"
+                        "config/hand_sim.yaml."),
         GroupAction([
             PushRosNamespace(LaunchConfiguration("namespace")),
             OpaqueFunction(function=_nodes),

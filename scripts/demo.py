@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""`make demo`: simulated armband -> live hand pose -> prosthetic-hand controller, recorded.
+"""`make demo`: simulated armband -> live hand pose -> prosthetic hand, simulated, recorded.
 
 Starts the whole graph over real DDS, each node in its own process: emg_driver (sim),
-emg_pose (the default model), hand_visualizer and hand_controller (prosthetic_6 profile,
-serial output into a pseudo-terminal this script reads back, enabled through its ~/enable
-service so it visibly commands), plus `emg_hand_bag record` of the run. With `ros2 launch`
+emg_pose (the default model), hand_visualizer, hand_controller (prosthetic_6 profile,
+forward position commands, enabled through its ~/enable service so it visibly commands)
+and hand_sim (robot:=sim: the prosthetic hand in MuJoCo, with a cylinder to grasp), plus
+`emg_hand_bag record` of the run. With `ros2 launch`
 available (a ROS 2 install) the graph is `ros2 launch emg_hand_bringup teleop.launch.py`;
 otherwise the same installed executables with the same parameter files and overrides
 (emg_hand_bringup.graph describes both).
@@ -14,6 +15,8 @@ stamp to JointState receipt here, the nearest named pose, controller state), run
 DEMO_SECONDS (default 20) after the first pose or until Ctrl-C, stops every process
 cleanly, then leaves in DEMO_OUTPUT (default demo_output/): bag/ (rosbag2), hand.png
 (predicted vs reference hand and joint traces, hand_visualizer's renderer on the bag),
+robot_hand.png and robot_hand.gif (the simulated hand's measured states, drawn offscreen
+by hand_sim_render with MUJOCO_GL=egl; skipped with the reason where no GL works),
 summary.txt (the measured figures) and logs/ (each process's output).
 
 Run it inside the workspace environment: `make demo`, or `scripts/with-env python
@@ -28,7 +31,6 @@ import datetime
 import importlib.util
 import os
 import platform
-import select
 import shutil
 import sys
 import threading
@@ -42,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT_S = 120.0  # model loading on a busy machine takes tens of seconds
 STOP_TIMEOUT_S = 15.0
 PROFILE = "prosthetic_6"
+SIM_STATUS = "hand_sim: physics"
 
 
 def say(text: str) -> None:
@@ -64,46 +67,6 @@ def stop_process(process, timeout_s: float) -> int:
     return code
 
 
-class PtyHand:
-    """The 'prosthetic hand': a pseudo-terminal the controller writes command frames to."""
-
-    def __init__(self) -> None:
-        self.master, self._slave = os.openpty()  # slave kept open: no EIO before the open
-        self.path = os.ttyname(self._slave)
-        self.frames = 0
-        self.last = None  # last decoded CommandFrame
-        self.garbage_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="pty", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _read(self) -> None:
-        from hand_controller.serial_frame import decode_commands
-
-        buffer = b""
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self.master], [], [], 0.1)
-            if not ready:
-                continue
-            try:
-                buffer += os.read(self.master, 4096)
-            except OSError:
-                return
-            frames, buffer, skipped = decode_commands(buffer)
-            self.garbage_bytes += skipped
-            if frames:
-                self.frames += len(frames)
-                self.last = frames[-1]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=1.0)
-        os.close(self.master)
-        os.close(self._slave)
-
-
 class Monitor:
     """A node of this script that watches the graph and keeps every figure it shows."""
 
@@ -117,7 +80,12 @@ class Monitor:
         from sensor_msgs.msg import JointState
 
         from emg_hand_core.poses import NAMED_POSES
-        from emg_interfaces.msg import EMG
+        from emg_hand_core.topics import (
+            CONTACTS_TOPIC,
+            ROBOT_COMMANDED_JOINT_STATES_TOPIC,
+            ROBOT_JOINT_STATES_TOPIC,
+        )
+        from emg_interfaces.msg import EMG, HandContacts
 
         self._pose_names = list(NAMED_POSES)
         self._poses = np.stack([NAMED_POSES[n] for n in self._pose_names])
@@ -136,15 +104,23 @@ class Monitor:
         self.reference: dict[int, np.ndarray] = {}  # stamp ns -> q
         self.names: collections.Counter = collections.Counter()
         self.current_pose = "-"
-        self.commands = collections.deque()  # receipt s of robot_hand/joint_states
+        self.commands = collections.deque()  # receipt s of the controller's commands
+        self.commanded: list[tuple[float, list[float]]] = []  # (stamp s, positions)
+        self.measured: list[tuple[float, list[float]]] = []  # hand_sim's (stamp s, positions)
+        self.contact_max_n: dict[str, float] = {}
+        self.contact_now = 0.0
         self.controller: dict[str, str] = {}
+        self.sim: dict[str, str] = {}
         reliable = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
         n = self.node
         n.create_subscription(EMG, "emg/raw", self._on_emg, reliable)
         n.create_subscription(JointState, "hand/joint_states", self._on_pose, reliable)
         n.create_subscription(JointState, "hand/reference/joint_states", self._on_reference,
                               reliable)
-        n.create_subscription(JointState, "robot_hand/joint_states", self._on_command, reliable)
+        n.create_subscription(JointState, ROBOT_COMMANDED_JOINT_STATES_TOPIC, self._on_command,
+                              reliable)
+        n.create_subscription(JointState, ROBOT_JOINT_STATES_TOPIC, self._on_measured, reliable)
+        n.create_subscription(HandContacts, CONTACTS_TOPIC, self._on_contacts, reliable)
         n.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 50)
         self._controller_status = f"{controller_node}: safety"
         self.executor = SingleThreadedExecutor(context=self.context)
@@ -196,16 +172,50 @@ class Monitor:
                 self.reference[msg.header.stamp.sec * 1_000_000_000
                                + msg.header.stamp.nanosec] = q
 
-    def _on_command(self, _msg) -> None:
+    @staticmethod
+    def _stamp_s(msg) -> float:
+        return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+    def _on_command(self, msg) -> None:
         with self._lock:
             self.commands.append(time.monotonic())
+            self.commanded.append((self._stamp_s(msg), list(msg.position)))
+
+    def _on_measured(self, msg) -> None:
+        with self._lock:
+            self.measured.append((self._stamp_s(msg), list(msg.position)))
+
+    def _on_contacts(self, msg) -> None:
+        with self._lock:
+            for finger, force in zip(msg.fingers, msg.normal_force):
+                self.contact_max_n[finger] = max(self.contact_max_n.get(finger, 0.0), force)
+            self.contact_now = float(sum(msg.normal_force))
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
-            if status.name == self._controller_status:
+            if status.name in (self._controller_status, SIM_STATUS):
+                values = {kv.key: kv.value for kv in status.values}
+                values["message"] = status.message
                 with self._lock:
-                    self.controller = {kv.key: kv.value for kv in status.values}
-                    self.controller["message"] = status.message
+                    if status.name == SIM_STATUS:
+                        self.sim = values
+                    else:
+                        self.controller = values
+
+    def tracking(self) -> tuple[float, float, int]:
+        """Measured (hand_sim) vs commanded (controller): (lag [s], mean |error| [rad] at
+        that lag, measured states)."""
+        from hand_sim.sim import tracking_lag
+
+        with self._lock:
+            commanded, measured = list(self.commanded), list(self.measured)
+        if len(commanded) < 20 or len(measured) < 20:
+            return float("nan"), float("nan"), len(measured)
+        lag, error = tracking_lag(np.array([t for t, _ in commanded]),
+                                  np.array([q for _, q in commanded]),
+                                  np.array([t for t, _ in measured]),
+                                  np.array([q for _, q in measured]))
+        return lag, error, len(measured)
 
     def rates(self) -> tuple[float, float, float]:
         """EMG samples/s, poses/s, controller commands/s over the last 2 s."""
@@ -276,11 +286,11 @@ def launch_available() -> bool:
             is not None and importlib.util.find_spec("ros2launch") is not None)
 
 
-def start_graph(pty_path: str, log_dir: Path) -> tuple[list, str]:
+def start_graph(log_dir: Path) -> tuple[list, str]:
     from emg_hand_bringup import graph
 
     arguments = {"rviz": "false", "controller_profile": PROFILE,
-                 "controller_output": "serial", "controller_serial_port": pty_path}
+                 "controller_output": "forward_position", "robot": "sim"}
     if launch_available():
         cmd = ["ros2", "launch", "emg_hand_bringup", "teleop.launch.py",
                *(f"{k}:={v}" for k, v in arguments.items())]
@@ -301,14 +311,16 @@ def start_graph(pty_path: str, log_dir: Path) -> tuple[list, str]:
     return processes, "installed executables (teleop.launch.py's graph without launch_ros)"
 
 
-def status_line(elapsed: float, monitor: Monitor, hand: PtyHand) -> str:
+def status_line(elapsed: float, monitor: Monitor) -> str:
     emg, pose, commands = monitor.rates()
     p50, p99 = monitor.latency()
     c = monitor.controller
     state = c.get("state", "?") if c else "starting"
+    rtf = monitor.sim.get("real_time_factor", "?")
     return (f"[{elapsed:5.1f} s] EMG {emg:4.0f} Hz x {monitor.emg_channels} ch | pose "
             f"{pose:4.1f} Hz, latency {p50:4.1f} ms (p99 {p99:4.1f}) | {monitor.current_pose:11s}"
-            f"| controller {state}, {commands:3.0f} cmd/s, {hand.frames} frames to pty")
+            f"| controller {state}, {commands:3.0f} cmd/s | sim x{rtf} real time, contact "
+            f"{monitor.contact_now:4.1f} N")
 
 
 def render_png(bag: Path, png: Path) -> str:
@@ -317,6 +329,24 @@ def render_png(bag: Path, png: Path) -> str:
     code = hand_render([str(bag), "-o", str(png), "--frames", "4",
                         "--title", "emg_hand demo: predicted (red) vs reference (grey)"])
     return "ok" if code == 0 and png.is_file() else f"hand_render failed ({code})"
+
+
+def render_robot(bag: Path, png: Path, gif: Path) -> str:
+    """robot_hand.png and .gif of the simulated hand; 'ok', 'skipped: <why>' or a failure."""
+    import contextlib
+    import io
+
+    from hand_sim.render import main as hand_sim_render
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = hand_sim_render([str(bag), "-o", str(png), "--gif", str(gif), "--profile",
+                                PROFILE])
+    message = err.getvalue().strip().splitlines()[-1:] or [""]
+    if code == 3:  # no GL here: physics ran, the picture is skipped
+        return "skipped: " + message[0].removeprefix("hand_sim_render: ")
+    return "ok" if code == 0 and png.is_file() else f"hand_sim_render failed ({code}): " \
+        f"{message[0]}"
 
 
 def bag_counts(bag: Path) -> dict[str, int]:
@@ -336,7 +366,7 @@ def prepare_output(out: Path) -> None:
     for name in ("bag", "logs"):
         if (out / name).exists():
             shutil.rmtree(out / name)
-    for name in ("hand.png", "summary.txt"):
+    for name in ("hand.png", "robot_hand.png", "robot_hand.gif", "summary.txt"):
         (out / name).unlink(missing_ok=True)
     (out / "logs").mkdir()
 
@@ -346,13 +376,11 @@ def run(seconds: float, out: Path) -> int:
 
     prepare_output(out)
     log_dir = out / "logs"
-    hand = PtyHand()
     bag = out / "bag"
     recorder = start_process("recorder", [graph.executable_path("emg_hand_bringup",
                                                             "emg_hand_bag"),
                                      "record", "-o", str(bag)], log_dir)
-    processes, mode = start_graph(hand.path, log_dir)
-    hand.start()
+    processes, mode = start_graph(log_dir)
     monitor = Monitor("hand_controller")
     interactive = sys.stdout.isatty()
     figures: dict[str, object] = {}
@@ -379,14 +407,14 @@ def run(seconds: float, out: Path) -> int:
             last_print = 0.0
             while (elapsed := time.monotonic() - t0) < seconds:
                 if interactive:
-                    print("\r" + status_line(elapsed, monitor, hand), end="", flush=True)
+                    print("\r" + status_line(elapsed, monitor), end="", flush=True)
                 elif elapsed - last_print >= 2.0:
                     last_print = elapsed
-                    print(status_line(elapsed, monitor, hand), flush=True)
+                    print(status_line(elapsed, monitor), flush=True)
                 time.sleep(0.25)
             if interactive:
                 print()
-            figures["final_status"] = status_line(time.monotonic() - t0, monitor, hand)
+            figures["final_status"] = status_line(time.monotonic() - t0, monitor)
     except KeyboardInterrupt:
         if interactive:
             print()
@@ -395,15 +423,16 @@ def run(seconds: float, out: Path) -> int:
     emg, pose_rate, command_rate = monitor.rates()
     p50, p99 = monitor.latency(last=10**9)
     error, pairs = monitor.pose_error_rad()
+    lag_s, tracking_error, measured = monitor.tracking()
     say("stopping the graph, then the recorder")
     for p in processes:
         p.interrupt()
     codes = {p.name: stop_process(p, STOP_TIMEOUT_S) for p in processes}
     recorder.interrupt()
     codes["recorder"] = stop_process(recorder, STOP_TIMEOUT_S)
-    controller = dict(monitor.controller)
+    controller, sim = dict(monitor.controller), dict(monitor.sim)
+    contact_max = dict(monitor.contact_max_n)
     monitor.close()
-    hand.close()
     if failure is not None:
         say(f"failed: {failure}")
         return 1
@@ -434,21 +463,34 @@ def run(seconds: float, out: Path) -> int:
         "controller_commands": controller.get("commands", "0"),
         "controller_command_rate_hz": f"{command_rate:.1f}",
         "controller_latency_p50_us": controller.get("latency_p50_us", "nan"),
-        "serial_frames": hand.frames,
-        "serial_last_frame_rad": (" ".join(f"{v:.3f}" for v in hand.last.positions_rad)
-                                  if hand.last is not None else "none"),
+        "sim_physics_rate_hz": sim.get("physics_rate_hz", "nan"),
+        "sim_real_time_factor": sim.get("real_time_factor", "nan"),
+        "sim_step_p50_us": sim.get("step_p50_us", "nan"),
+        "sim_overruns": sim.get("overruns", "nan"),
+        "sim_measured_states": measured,
+        "sim_tracking_lag_ms": f"{lag_s * 1000:.0f}",
+        "sim_tracking_error_rad": f"{tracking_error:.3f}",
+        "sim_contact_max_n": " ".join(f"{f} {v:.1f}" for f, v in contact_max.items()),
         "bag": str(bag),
         "bag_messages": sum(counts.values()),
         **{f"bag_count {topic}": n for topic, n in sorted(counts.items())},
         "png": str(png),
+        "robot_png": str(out / "robot_hand.png"),
         "exit_codes": " ".join(f"{k}={v}" for k, v in codes.items()),
     }
     figures["png_status"] = render_png(bag, png)
+    figures["robot_png_status"] = render_robot(bag, out / "robot_hand.png",
+                                               out / "robot_hand.gif")
     write_summary(out / "summary.txt", figures)
     say(f"EMG {emg:.0f} Hz, poses {pose_rate:.1f} Hz, latency p50 {p50:.1f} ms p99 "
-        f"{p99:.1f} ms, pose error {error:.3f} rad, {hand.frames} command frames")
+        f"{p99:.1f} ms, pose error {error:.3f} rad; simulated hand x"
+        f"{figures['sim_real_time_factor']} real time, tracking lag {lag_s * 1000:.0f} ms")
     say(f"wrote {bag}/ ({sum(counts.values())} messages), {png}, {out / 'summary.txt'}")
-    return 0 if figures["png_status"] == "ok" else 1
+    robot = figures["robot_png_status"]
+    say(f"robot hand picture: {out / 'robot_hand.png'}, {out / 'robot_hand.gif'}"
+        if robot == "ok" else f"robot hand picture {robot}")
+    return 0 if figures["png_status"] == "ok" and not robot.startswith("hand_sim_render") \
+        else 1
 
 
 def main() -> int:

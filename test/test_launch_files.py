@@ -193,10 +193,11 @@ def _tables():
     from emg_driver.params import PARAMS
     from emg_pose_node.pose_node import PARAMETERS as POSE
     from hand_controller.controller_node import PARAMETERS as CONTROLLER
+    from hand_sim.sim_node import PARAMETERS as SIM
     from hand_visualizer.visualizer_node import PARAMETERS as VISUALIZER
 
     return {"emg_driver": PARAMS, "emg_pose": POSE, "hand_visualizer": VISUALIZER,
-            "hand_controller": CONTROLLER}
+            "hand_controller": CONTROLLER, "hand_sim": SIM}
 
 
 def _declared_parameters() -> dict[str, dict[str, object]]:
@@ -267,6 +268,12 @@ def _options():
             yield graph.TeleopOptions(controller_output=output, controller_profile=profile,
                                       controller_serial_port="/dev/ttyACM1",
                                       controller_enabled=True)
+    for robot in graph.ROBOTS:
+        for output in ("", *graph.SIM_OUTPUTS):
+            for profile in ("", *graph.CONTROLLER_PROFILES[:2]):
+                yield graph.TeleopOptions(robot=robot, controller_output=output,
+                                          controller_profile=profile, namespace="left")
+        yield graph.TeleopOptions(robot=robot, controller=False)
     for flags in itertools.product((True, False), repeat=5):
         driver, pose, visualizer, rsp, controller = flags
         yield graph.TeleopOptions(driver=driver, pose_node=pose, visualizer=visualizer,
@@ -284,7 +291,11 @@ def test_graph_runs_installed_nodes_with_valid_parameters(opts):
         ("emg_driver", opts.driver), ("emg_pose", opts.pose_node),
         ("hand_visualizer", opts.visualizer), ("hand_controller", opts.controller),
         ("robot_state_publisher",
-         opts.robot_state_publisher and graph.installed("robot_state_publisher"))) if on}
+         opts.robot_state_publisher and graph.installed("robot_state_publisher")),
+        ("robot_hand_state_publisher",
+         (opts.controller or opts.robot == "sim") and opts.robot_state_publisher
+         and graph.installed("robot_state_publisher")),
+        ("hand_sim", opts.robot == "sim")) if on}
     assert set(names) == expected
     if opts.robot_state_publisher and not graph.installed("robot_state_publisher"):
         assert any("robot_state_publisher is not installed" in n for n in teleop.notes)
@@ -297,6 +308,13 @@ def test_graph_runs_installed_nodes_with_valid_parameters(opts):
             assert spec.parameters["frame_prefix"] == prefix
             assert "<robot" in spec.parameters["robot_description"]
             assert ("joint_states", "hand/joint_states") in spec.remappings
+            continue
+        if spec.name == "robot_hand_state_publisher":
+            assert spec.parameters["frame_prefix"] == prefix + "robot_hand/"
+            assert spec.parameters["robot_description"] == \
+                graph.robot_description(graph.controller_profile(opts))
+            assert ("joint_states", "robot_hand/joint_states") in spec.remappings
+            assert ("robot_description", "robot_hand/robot_description") in spec.remappings
             continue
         declared = DECLARED[spec.name]
         params = {k: v for k, v in spec.parameters.items() if k != "use_sim_time"}
@@ -323,9 +341,15 @@ def test_graph_runs_installed_nodes_with_valid_parameters(opts):
     if opts.pose_node:
         assert teleop.node("emg_pose").parameters["frame_id"] == prefix + "hand_base"
     if opts.controller:
-        controller = teleop.node("hand_controller").parameters
-        assert controller["start_enabled"] is opts.controller_enabled
-        assert controller.get("output", "") == opts.controller_output
+        controller = teleop.node("hand_controller")
+        assert controller.parameters["start_enabled"] is opts.controller_enabled
+        assert controller.parameters.get("output", "") == opts.controller_output
+        moved = ("robot_hand/joint_states", "robot_hand/commanded_joint_states")
+        assert (moved in controller.remappings) is (opts.robot == "sim")
+    if opts.robot == "sim":  # the controller's hand, its measured state and contacts
+        sim = teleop.node("hand_sim").parameters
+        assert sim["profile"] == (opts.controller_profile or "prosthetic_6")
+        assert sim["frame_id"] == prefix + "robot_hand/hand_base"
 
 
 def test_bad_arguments_are_refused_with_the_reason():
@@ -333,6 +357,8 @@ def test_bad_arguments_are_refused_with_the_reason():
             (graph.TeleopOptions(source="bluetooth"), "source"),
             (graph.TeleopOptions(source="replay"), "replay_file"),
             (graph.TeleopOptions(controller_output="serial"), "controller_serial_port"),
+            (graph.TeleopOptions(robot="sim", controller_output="none"), "robot:=sim"),
+            (graph.TeleopOptions(robot="gazebo"), "robot"),
             (graph.TeleopOptions(driver_params_file="/nonexistent.yaml"), "not found")):
         with pytest.raises(graph.GraphError, match=words):
             graph.teleop_graph(opts)
@@ -362,6 +388,19 @@ def test_rviz_config_and_urdf_are_installed():
     assert Path(graph.config_file(graph.RVIZ_FILE)).read_text() == \
         (CONFIG_DIR / graph.RVIZ_FILE).read_text()
     assert "<robot" in Path(graph.share_file(*graph.URDF)).read_text()
+
+
+def test_robot_hand_description_is_the_profiles_installed_urdf(tmp_path):
+    for profile in ("prosthetic_6", "four_finger_16"):
+        installed_urdf = Path(graph.share_file("hand_visualizer", "urdf", f"{profile}.urdf"))
+        assert graph.robot_description(profile) == installed_urdf.read_text()
+    assert graph.robot_description("human") == Path(graph.share_file(*graph.URDF)).read_text()
+    controller_file = tmp_path / "controller.yaml"
+    controller_file.write_text("/**:\n  ros__parameters:\n    profile: four_finger_16\n")
+    assert graph.controller_profile(graph.TeleopOptions(
+        controller_params_file=str(controller_file))) == "four_finger_16"
+    with pytest.raises(graph.GraphError, match="no profile named"):
+        graph.robot_description("no_such_hand")
 
 
 # --- bags ---------------------------------------------------------------------------------

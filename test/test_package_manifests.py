@@ -31,9 +31,10 @@ IMPORT_TO_ROSDEP = {
     "hypothesis": "python3-hypothesis",
     "onnxruntime": "python3-onnxruntime-pip",
     "rosbags": "python3-rosbags-pip",
+    "PIL": "python3-pil",
 }
 # Modules with no rosdep key: installed from requirements/python.txt on every install.
-PIP_ONLY = {"onnx", "safetensors", "mcap", "onnxscript"}
+PIP_ONLY = {"onnx", "safetensors", "mcap", "onnxscript", "mujoco"}
 ROS_MODULE = re.compile(
     r"^(rclpy|ament_index_python|launch|launch_ros|launch_testing|tf2_ros|rosidl_runtime_py|"
     r"builtin_interfaces|[a-z0-9_]+_(msgs|srvs|interfaces)|emg_[a-z_]+|hand_[a-z_]+)$")
@@ -124,7 +125,8 @@ def test_every_import_is_declared(pkg):
 # exec_depends that the code does not import, and why they are still needed at run time.
 RUNTIME_ONLY = {
     "emg_hand_bringup": {"launch", "launch_ros", "ros2launch", "emg_driver", "emg_pose_node",
-                         "hand_visualizer", "hand_controller", "robot_state_publisher", "rviz2",
+                         "hand_visualizer", "hand_controller", "hand_sim",
+                         "robot_state_publisher", "rviz2",
                          "ros2bag", "rosbag2_storage_mcap", "emg_hand_core"},
     # the Python module tf2_ros is package tf2_ros_py (tf2_ros: its C++ side);
     # robot_state_publisher: the URDF in the launch files
@@ -151,27 +153,39 @@ def test_every_declared_dependency_is_used(pkg):
     assert not stale, f"{pkg.name}/package.xml declares {stale} but its code imports none"
 
 
-TORCH_FREE = ("emg_hand_core", "emg_driver", "hand_controller", "hand_visualizer")
+MUJOCO_FREE = ("emg_hand_core", "emg_driver", "hand_controller", "hand_visualizer")
+TORCH_FREE = (*MUJOCO_FREE, "hand_sim")
+
+
+def _modules(packages) -> list[str]:
+    modules = sorted(
+        ".".join(p.relative_to(ROOT / "src" / pkg).with_suffix("").parts)
+        for pkg in packages for p in (ROOT / "src" / pkg / pkg).rglob("*.py"))
+    return [m.removesuffix(".__init__") for m in modules]
 
 
 def test_driver_controller_and_visualizer_never_import_torch_or_onnxruntime():
     """A fresh interpreter imports every module of the torch-free packages: neither torch nor
     onnxruntime may be loaded (the armband driver on a small board, the safety controller
-    next to a robot hand), and their package.xml must not depend on emg_pose_node."""
+    next to a robot hand), and their package.xml must not depend on emg_pose_node. Only
+    hand_sim loads MuJoCo: the controller, driver and visualizer are imported first and
+    must not."""
     import subprocess
 
-    modules = sorted(
-        ".".join(p.relative_to(ROOT / "src" / pkg).with_suffix("").parts)
-        for pkg in TORCH_FREE for p in (ROOT / "src" / pkg / pkg).rglob("*.py"))
-    modules = [m.removesuffix(".__init__") for m in modules]
+    first, then = _modules(MUJOCO_FREE), _modules(["hand_sim"])
     script = ("import importlib, sys\n"
-              f"for m in {modules!r}:\n    importlib.import_module(m)\n"
+              f"for m in {first!r}:\n    importlib.import_module(m)\n"
+              "print('mujoco' in sys.modules)\n"
+              f"for m in {then!r}:\n    importlib.import_module(m)\n"
+              "print('mujoco' in sys.modules)\n"
               "print(' '.join(sorted(k for k in ('torch', 'onnxruntime') if k in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.strip() == "", f"imported: {out.stdout.strip()}"
-    assert len(modules) > 30  # every module was imported, not a few
+    lines = out.stdout.splitlines() + [""]
+    assert lines[:2] == ["False", "True"], f"mujoco loaded by {MUJOCO_FREE}: {lines[:2]}"
+    assert lines[2].strip() == "", f"imported: {lines[2].strip()}"
+    assert len(first) > 30 and len(then) >= 5  # every module was imported, not a few
     for pkg in TORCH_FREE:
         deps = _deps(ROOT / "src" / pkg, ("depend", "exec_depend"))
         assert not deps & {"emg_pose_node", "python3-torch", "python3-onnxruntime-pip"}, pkg

@@ -46,6 +46,8 @@ DEFAULT_TOPICS: tuple[str, ...] = (
     "/diagnostics",
     "calibration/prompt",
     "robot_hand/joint_states",
+    "robot_hand/commanded_joint_states",
+    "robot_hand/contacts",
 )
 
 STORAGE_IDS: tuple[str, ...] = ("mcap", "sqlite3")

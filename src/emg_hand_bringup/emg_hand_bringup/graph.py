@@ -12,11 +12,18 @@ no launch; ``ament_index_python`` only, to find installed files and packages.
 | ``hand_visualizer`` | hand_visualizer / hand_visualizer | ``hand_visualizer.yaml`` |
 | ``robot_state_publisher`` | robot_state_publisher (if installed) | - (hand_visualizer's URDF) |
 | ``hand_controller`` | hand_controller / hand_controller | ``hand_controller.yaml`` |
+| ``robot_hand_state_publisher`` | robot_state_publisher (if installed) | - (the profile's URDF) |
+| ``hand_sim`` (``robot:=sim``) | hand_sim / hand_sim | ``hand_sim.yaml`` |
 
 Launch arguments override the parameter files: ``source``, ``follow_prompts`` and
 ``controller_enabled`` always, the others (``port``, ``model``, ...) when not empty.
 Frames follow the namespace: under ``left`` the armband frame is ``left/armband``, the
 hand ``left/hand_base`` (visualizer and robot_state_publisher ``frame_prefix`` ``left/``).
+The robot hand of the controller's profile has its own robot_state_publisher
+(``frame_prefix`` ``<namespace>/robot_hand/``, its URDF on ``robot_hand/robot_description``,
+states from ``robot_hand/joint_states``); the visualizer places it beside the human hand.
+With ``robot:=sim`` hand_sim publishes the measured ``robot_hand/joint_states`` and the
+controller's commanded copy moves to ``robot_hand/commanded_joint_states``.
 """
 
 from __future__ import annotations
@@ -34,13 +41,22 @@ from ament_index_python.packages import (
     get_package_share_directory,
 )
 
+from emg_hand_core.topics import (
+    ROBOT_COMMANDED_JOINT_STATES_TOPIC,
+    ROBOT_DESCRIPTION_TOPIC,
+    ROBOT_JOINT_STATES_TOPIC,
+)
+
 PACKAGE = "emg_hand_bringup"
+ROBOT_FRAME_PREFIX = "robot_hand/"  # the robot hand's frames, after the namespace's prefix
 
 SOURCES = ("sim", "serial", "replay")
 PROTOCOLS = ("text", "binary")
 WEARERS = ("a", "b")  # the simulator's wearer presets
 CONTROLLER_OUTPUTS = ("forward_position", "joint_trajectory", "serial", "none")
 CONTROLLER_PROFILES = ("prosthetic_6", "four_finger_16", "human")
+ROBOTS = ("none", "sim")  # what answers the controller's commands (none: a real hand or nothing)
+SIM_OUTPUTS = ("forward_position", "joint_trajectory")  # the command topics hand_sim reads
 LOG_LEVELS = ("debug", "info", "warn", "error")
 RECORDERS = ("auto", "ros2_bag", "emg_hand_bag")
 
@@ -50,6 +66,7 @@ CONFIG_FILES = {
     "emg_pose": "emg_pose.yaml",
     "hand_visualizer": "hand_visualizer.yaml",
     "hand_controller": "hand_controller.yaml",
+    "hand_sim": "hand_sim.yaml",
 }
 RECORD_QOS_FILE = "record_qos.yaml"
 RVIZ_FILE = "hand.rviz"
@@ -234,6 +251,8 @@ class TeleopOptions:
     controller_enabled: bool = False
     controller_serial_port: str = ""
     controller_params_file: str = ""
+    robot: str = "none"
+    robot_params_file: str = ""
 
     @classmethod
     def from_strings(cls, values: Mapping[str, str]) -> TeleopOptions:
@@ -259,7 +278,7 @@ class TeleopOptions:
                 ("source", self.source, SOURCES), ("protocol", self.protocol, ("", *PROTOCOLS)),
                 ("wearer", self.wearer, ("", *WEARERS)),
                 ("controller_output", self.controller_output, ("", *CONTROLLER_OUTPUTS)),
-                ("log_level", self.log_level, LOG_LEVELS)):
+                ("log_level", self.log_level, LOG_LEVELS), ("robot", self.robot, ROBOTS)):
             if value not in allowed:
                 problems.append(f"{name}:={value!r} is not one of {allowed}")
         if self.driver and self.source == "replay" and not self.replay_file:
@@ -268,6 +287,9 @@ class TeleopOptions:
         if self.controller and self.controller_output == "serial" \
                 and not self.controller_serial_port:
             problems.append("controller_output:=serial needs controller_serial_port:=/dev/...")
+        if self.robot == "sim" and self.controller_output in ("serial", "none"):
+            problems.append(f"robot:=sim reads the controller's command topics: "
+                            f"controller_output must be one of {SIM_OUTPUTS}")
         if problems:
             raise GraphError("; ".join(problems))
 
@@ -292,6 +314,30 @@ def _params_file(given: str, node: str) -> str:
 
 def _non_empty(**values: str) -> dict[str, str]:
     return {k: v for k, v in values.items() if v}
+
+
+def controller_profile(opts: TeleopOptions) -> str:
+    """The profile the controller runs: the launch argument, else its parameter file's."""
+    if opts.controller_profile:
+        return opts.controller_profile
+    values = yaml.safe_load(Path(_params_file(opts.controller_params_file,
+                                              "hand_controller")).read_text()) or {}
+    for key in ("/**", "hand_controller"):
+        profile = (values.get(key) or {}).get("ros__parameters", {}).get("profile")
+        if profile:
+            return str(profile)
+    return "prosthetic_6"  # hand_controller's default
+
+
+def robot_description(profile: str) -> str:
+    """The URDF of the controller's hand (the profile's robot hand; the human hand's)."""
+    from hand_controller.profile import ProfileError, installed_profile_dirs
+    from hand_visualizer.robot_urdf import RobotUrdfError, robot_urdf_for
+
+    try:
+        return robot_urdf_for(profile, installed_profile_dirs())
+    except (ProfileError, RobotUrdfError) as err:
+        raise GraphError(f"controller_profile {profile!r}: {err}") from None
 
 
 def teleop_graph(opts: TeleopOptions) -> Graph:
@@ -332,12 +378,26 @@ def teleop_graph(opts: TeleopOptions) -> Graph:
             notes.append("robot_state_publisher is not installed here (ros-jazzy-robot-state-"
                          "publisher): not started, so RViz shows no URDF hand and /tf has no "
                          "hand links; hand_visualizer's markers and TF still run")
+    sim = opts.robot == "sim"
     if opts.controller:
         add("hand_controller", "hand_controller", "hand_controller",
             {"start_enabled": opts.controller_enabled,
              **_non_empty(profile=opts.controller_profile, output=opts.controller_output,
                           serial_port=opts.controller_serial_port)},
-            [_params_file(opts.controller_params_file, "hand_controller")])
+            [_params_file(opts.controller_params_file, "hand_controller")],
+            remappings=[(ROBOT_JOINT_STATES_TOPIC, ROBOT_COMMANDED_JOINT_STATES_TOPIC)]
+            if sim else [])
+    profile = controller_profile(opts) if opts.controller or sim else ""
+    if profile and opts.robot_state_publisher and installed("robot_state_publisher"):
+        add("robot_state_publisher", "robot_state_publisher", "robot_hand_state_publisher",
+            {"robot_description": robot_description(profile),
+             "frame_prefix": prefix + ROBOT_FRAME_PREFIX},
+            remappings=[("joint_states", ROBOT_JOINT_STATES_TOPIC),
+                        ("robot_description", ROBOT_DESCRIPTION_TOPIC)])
+    if sim:
+        add("hand_sim", "hand_sim", "hand_sim",
+            {"profile": profile, "frame_id": prefix + ROBOT_FRAME_PREFIX + "hand_base"},
+            [_params_file(opts.robot_params_file, "hand_sim")])
     return Graph(nodes, notes)
 
 
@@ -351,7 +411,8 @@ def rviz_remappings(namespace: str) -> list[tuple[str, str]]:
     ns = normalize_namespace(namespace)
     if not ns:
         return []
-    return [(f"/{t}", f"{ns}/{t}") for t in ("hand/markers", "robot_description")]
+    return [(f"/{t}", f"{ns}/{t}") for t in ("hand/markers", "robot_description",
+                                             ROBOT_DESCRIPTION_TOPIC)]
 
 
 # --- bags ---------------------------------------------------------------------------------

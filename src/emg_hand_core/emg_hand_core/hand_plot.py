@@ -143,19 +143,25 @@ def frame_times(series: Sequence[Series], n_frames: int, candidates: int = 200) 
         start, end = series[0].t[0], series[0].t[-1]
     grid = np.linspace(start, end, max(candidates, n_frames))
     poses = np.array([series[0].nearest(t) for t in grid])
-    # start at the pose farthest from the average pose, then add the farthest from those taken
+    return grid[most_different(poses, n_frames)]
+
+
+def most_different(poses: np.ndarray, n_frames: int) -> np.ndarray:
+    """Indices (sorted) of ``n_frames`` of ``poses`` (M, any joints) that differ most:
+    farthest-point sampling from the pose farthest from the average. Deterministic."""
+    poses = np.asarray(poses, dtype=np.float64)
     chosen = [int(np.argmax(np.linalg.norm(poses - poses.mean(axis=0), axis=1)))]
     dist = np.linalg.norm(poses - poses[chosen[0]], axis=1)
     while len(chosen) < n_frames:
         k = int(np.argmax(dist))
         if dist[k] <= 1e-9:  # fewer distinct poses than frames: spread the rest in time
-            rest = [i for i in np.linspace(0, len(grid) - 1, n_frames, dtype=int)
+            rest = [i for i in np.linspace(0, len(poses) - 1, n_frames, dtype=int)
                     if i not in chosen]
             chosen += rest[: n_frames - len(chosen)]
             break
         chosen.append(k)
         dist = np.minimum(dist, np.linalg.norm(poses - poses[k], axis=1))
-    return np.sort(grid[chosen])
+    return np.sort(np.asarray(chosen[:n_frames]))
 
 
 def plot_hand_frames(

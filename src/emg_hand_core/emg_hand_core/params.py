@@ -139,6 +139,8 @@ class Param:
             if not isinstance(value, str):
                 raise bad
             return value
+        if value is None:  # an empty YAML list in a parameter file: rcl cannot type it
+            return []
         if isinstance(value, (str, bytes)) and value:
             raise bad
         try:

@@ -23,6 +23,7 @@ def test_ints_are_widened_to_doubles_and_nothing_else_is_coerced():
                                                                    float)
     assert TABLE.coerce("xyz", [1, 0, 0]) == [1.0, 0.0, 0.0]
     assert TABLE.coerce("names", b"") == []  # ROS types an empty array as bytes
+    assert TABLE.coerce("names", None) == []  # an empty YAML list in a parameter file
     for name, value, why in (("timeout_ms", 200.5, "expected an integer"),
                              ("rate_hz", "fast", "expected a number"),
                              ("on", 1, "expected true or false"),

@@ -202,3 +202,58 @@ class MessageCollector(Generic[MsgT]):
                     )
                 self._cond.wait(remaining)
             return list(self._messages)
+
+
+def joint_state(q, names=None) -> Any:
+    """A sensor_msgs/JointState of angles ``q`` named ``names`` (default the hand's 20)."""
+    from sensor_msgs.msg import JointState
+
+    from emg_hand_core.hand_model import JOINT_NAMES
+
+    return JointState(name=list(JOINT_NAMES if names is None else names),
+                      position=[float(x) for x in q])
+
+
+class PoseStreamer:
+    """Publishes the current pose (``pose``, None: nothing) on ``hand/joint_states`` at a
+    fixed rate from a thread, as emg_pose would; reliable QoS."""
+
+    def __init__(self, ros_node: RosTestNode, rate_hz: float = 100.0,
+                 topic: str = "hand/joint_states") -> None:
+        from rclpy.qos import ReliabilityPolicy
+        from sensor_msgs.msg import JointState
+
+        self.pub = ros_node.node.create_publisher(
+            JointState, topic, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self.period = 1.0 / rate_hz
+        self.pose = None
+        self.sent = 0
+        self.last_sent: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def wait_matched(self, timeout_s: float = 20.0) -> PoseStreamer:
+        wait_until(lambda: self.pub.get_subscription_count() >= 1, timeout_s,
+                   f"a subscriber of {self.pub.topic_name}")
+        return self
+
+    def start(self, pose) -> PoseStreamer:
+        self.pose = pose
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            pose = self.pose
+            if pose is not None:
+                self.pub.publish(joint_state(pose))
+                self.sent += 1
+                self.last_sent = time.monotonic()
+            next_t += self.period
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import collections
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -30,8 +29,16 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from emg_hand_core.params import Param, ParamError, ParamTable
 from emg_hand_core.ros_params import declare_parameters, on_set_parameters
+from emg_hand_core.topics import CONTACTS_TOPIC
+from emg_interfaces.msg import HandContacts
 
-from .profile import HandProfile, ProfileError, load_profile, resolve_profile_path
+from .profile import (
+    HandProfile,
+    ProfileError,
+    installed_profile_dirs,
+    load_profile,
+    resolve_profile_path,
+)
 from .safety import WATCHDOG_ACTIONS, Command, ControllerCore, State
 from .serial_frame import FLAG_ENABLED, FLAG_STOP, FLAG_WATCHDOG, encode_command
 
@@ -63,6 +70,9 @@ PARAMETERS = ParamTable((
           "or hold.", choices=WATCHDOG_ACTIONS),
     Param("lowpass_cutoff_hz", 0.0, "First-order low-pass on the target before rate limiting; "
           "0 disables it.", unit="Hz", min=0.0, max=1000.0),
+    Param("contact_force_limit_n", 0.0, "A finger pressing on something with at least this "
+          "normal force (robot_hand/contacts, e.g. from hand_sim) stops closing; 0: contacts "
+          "are not used.", unit="N", min=0.0, max=1000.0),
     Param("start_enabled", False, "Command the hand from start-up. Default false: call "
           "~/enable (std_srvs/SetBool) first.", read_only=True),
     Param("serial_port", "", "Serial device for output serial, e.g. /dev/ttyACM0.",
@@ -81,15 +91,6 @@ def _check(values: dict) -> list[str]:
     return []
 
 
-def _share_profile_dirs() -> list[Path]:
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return [Path(get_package_share_directory("hand_controller")) / "config" / "profiles"]
-    except (ImportError, LookupError, ValueError):
-        return []
-
-
 class HandController(Node):
     def __init__(self, **kwargs):
         super().__init__("hand_controller", **kwargs)
@@ -98,13 +99,13 @@ class HandController(Node):
         if problems:
             raise ParamError("; ".join(problems))
         self.profile: HandProfile = load_profile(
-            resolve_profile_path(p["profile"], _share_profile_dirs()))
+            resolve_profile_path(p["profile"], installed_profile_dirs()))
         self.output = p["output"]
         self.period_s = 1.0 / p["control_rate_hz"]
         self.core = ControllerCore(
             self.profile, input_timeout_s=p["input_timeout_ms"] / 1000.0, period_s=self.period_s,
             lowpass_cutoff_hz=p["lowpass_cutoff_hz"], watchdog_action=p["watchdog_action"],
-            t_s=time.monotonic_ns() * 1e-9)
+            t_s=time.monotonic_ns() * 1e-9, contact_force_limit_n=p["contact_force_limit_n"])
         self._serial_port = p["serial_port"]
         self._serial_baud = p["serial_baud_rate"]
         self.serial = None
@@ -126,6 +127,8 @@ class HandController(Node):
         self.state_pub = self.create_publisher(JointState, "robot_hand/joint_states", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(JointState, "hand/joint_states", self._on_joint_states,
+                                 qos_profile_sensor_data)
+        self.create_subscription(HandContacts, CONTACTS_TOPIC, self._on_contacts,
                                  qos_profile_sensor_data)
         self.create_service(SetBool, "~/enable", self._on_enable)
         self.create_service(Trigger, "~/stop", self._on_stop)
@@ -154,6 +157,8 @@ class HandController(Node):
             self.core.watchdog_action = values["watchdog_action"]
         if "lowpass_cutoff_hz" in values:
             self.core.set_lowpass_cutoff_hz(values["lowpass_cutoff_hz"])
+        if "contact_force_limit_n" in values:
+            self.core.contact_force_limit_n = values["contact_force_limit_n"]
         if "diagnostics_period_s" in values:
             self._diag_timer.cancel()
             self._diag_timer = self.create_timer(values["diagnostics_period_s"],
@@ -232,6 +237,10 @@ class HandController(Node):
             return
         self._send(cmd, stamp, lambda: self._latency_s.append(time.perf_counter() - received))
 
+    def _on_contacts(self, msg: HandContacts) -> None:
+        if len(msg.fingers) == len(msg.normal_force):
+            self.core.on_contacts(msg.fingers, msg.normal_force, time.monotonic_ns() * 1e-9)
+
     def _on_tick(self) -> None:
         stamp, t_s = self._now()
         cmd = self.core.on_tick(t_s)
@@ -300,7 +309,9 @@ class HandController(Node):
             "command_topic": self.command_topic, "received": c.received,
             "accepted": c.accepted, "rejected_nonfinite": c.rejected_nonfinite,
             "rejected_length": c.rejected_length, "commands": c.commands,
-            "watchdog_trips": c.watchdog_trips, "latency_p50_us": f"{p50:.1f}",
+            "watchdog_trips": c.watchdog_trips, "contact_limited": c.contact_limited,
+            "contact_limited_fingers": " ".join(self.core.limited_fingers(
+                time.monotonic_ns() * 1e-9)), "latency_p50_us": f"{p50:.1f}",
             "latency_p99_us": f"{p99:.1f}", "latency_samples": len(self._latency_s),
         }
         if self.serial is not None:

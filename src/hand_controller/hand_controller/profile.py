@@ -6,9 +6,12 @@ joint is a linear combination of human joint angles::
     target_j = offset_j + sum_i gains_j[i] * human_i        [rad]
 
 with human joints named as :data:`emg_hand_core.hand_model.JOINT_NAMES`. The profile also
-gives each joint's limits [rad], maximum velocity [rad/s], kind (flexion, abduction,
-rotation) and, for flexion joints, which limit closes the hand; and the safe posture the
-watchdog drives to. Pure (numpy + PyYAML); no rclpy.
+gives each joint's limits [rad], maximum velocity [rad/s], maximum effort [N m], kind
+(flexion, abduction, rotation) and, for flexion joints, which limit closes the hand; the safe
+posture the watchdog drives to; and, optionally, the hand's ``body`` (size and finger
+coupling) from which hand_visualizer generates its URDF and hand_sim simulates it. A joint
+belongs to the finger its name starts with (``index_mcp`` -> ``index``). Pure (numpy +
+PyYAML); no rclpy.
 """
 
 from __future__ import annotations
@@ -29,9 +32,16 @@ KINDS = ("flexion", "abduction", "rotation")
 SHIPPED_PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles"
 """Profiles next to the sources (a source checkout or a --symlink-install build)."""
 
-_JOINT_KEYS = {"name", "kind", "closes_toward", "lower", "upper", "max_velocity", "offset",
-               "gains"}
-_TOP_KEYS = {"name", "description", "joints", "safe_posture"}
+_JOINT_KEYS = {"name", "kind", "closes_toward", "lower", "upper", "max_velocity", "max_effort",
+               "offset", "gains"}
+_TOP_KEYS = {"name", "description", "joints", "safe_posture", "body"}
+_BODY_KEYS = {"scale", "coupling", "thumb_coupling"}
+DEFAULT_MAX_EFFORT_NM = 1.0
+DEFAULT_COUPLING = (1.0, 0.8)
+"""A finger with fewer flexion joints than phalanges: each further phalanx turns by these
+multiples of the last actuated flexion joint (a linkage, as in multi-articulating
+prostheses)."""
+DEFAULT_THUMB_COUPLING = (0.5, 0.4)  # the same for the thumb, which curls less
 
 
 class ProfileError(ValueError):
@@ -54,10 +64,29 @@ class HandProfile:
     closed: np.ndarray  # (n,) the limit a flexion joint reaches when closing (nan otherwise)
     safe_posture: np.ndarray  # (n,) [rad], inside the limits
     source: str = ""
+    max_effort: np.ndarray | None = None  # (n,) [N m]; None: DEFAULT_MAX_EFFORT_NM each
+    body_scale: float = 1.0  # body size relative to emg_hand_core.hand_model's hand
+    coupling: tuple[float, ...] = DEFAULT_COUPLING
+    thumb_coupling: tuple[float, ...] = DEFAULT_THUMB_COUPLING
+
+    def __post_init__(self) -> None:
+        if self.max_effort is None:
+            object.__setattr__(self, "max_effort",
+                               np.full(len(self.joint_names), DEFAULT_MAX_EFFORT_NM))
 
     @property
     def num_joints(self) -> int:
         return len(self.joint_names)
+
+    @property
+    def fingers(self) -> tuple[str, ...]:
+        """The finger of each joint: its name up to the first ``_`` (``index_mcp`` ->
+        ``index``)."""
+        return tuple(name.split("_", 1)[0] for name in self.joint_names)
+
+    def finger_joints(self, finger: str) -> np.ndarray:
+        """Indices of ``finger``'s joints, in command order."""
+        return np.array([j for j, f in enumerate(self.fingers) if f == finger], dtype=int)
 
     def retarget(self, human: np.ndarray) -> np.ndarray:
         """Human joint angles (..., 20) [rad] -> target joints (..., n) [rad], not clamped."""
@@ -102,7 +131,7 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> HandPr
     if not isinstance(joints, list) or not joints:
         raise _err(source, "joints", "a non-empty list of joints is required")
 
-    names, kinds, lower, upper, vmax, offsets, closed = [], [], [], [], [], [], []
+    names, kinds, lower, upper, vmax, effort, offsets, closed = [], [], [], [], [], [], [], []
     gains = np.zeros((len(joints), NUM_JOINTS))
     for j, joint in enumerate(joints):
         where = f"joints[{j}]"
@@ -127,6 +156,10 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> HandPr
         v = _number(source, f"{where}.max_velocity", joint["max_velocity"])
         if v <= 0:
             raise _err(source, where, f"max_velocity must be > 0 rad/s, got {v}")
+        e = _number(source, f"{where}.max_effort", joint.get("max_effort",
+                                                               DEFAULT_MAX_EFFORT_NM))
+        if e <= 0:
+            raise _err(source, where, f"max_effort must be > 0 N m, got {e}")
         kind = joint.get("kind", "flexion")
         if kind not in KINDS:
             raise _err(source, where, f"kind must be one of {KINDS}, got {kind!r}")
@@ -148,6 +181,7 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> HandPr
         lower.append(lo)
         upper.append(hi)
         vmax.append(v)
+        effort.append(e)
         offsets.append(_number(source, f"{where}.offset", joint.get("offset", 0.0)))
         closed.append(np.nan if kind != "flexion" else (hi if closes == "upper" else lo))
 
@@ -156,11 +190,35 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> HandPr
         joint_names=tuple(names), kinds=tuple(kinds),
         lower=np.array(lower), upper=np.array(upper), max_velocity=np.array(vmax),
         gains=gains, offsets=np.array(offsets), closed=np.array(closed),
-        safe_posture=np.zeros(len(names)), source=source,
+        safe_posture=np.zeros(len(names)), source=source, max_effort=np.array(effort),
+        **_body(data.get("body", {}), source),
     )
     object.__setattr__(profile, "safe_posture",
                        _safe_posture(profile, data.get("safe_posture", "open"), source))
     return profile
+
+
+def _body(spec: Any, source: str) -> dict[str, Any]:
+    """The optional ``body`` section: ``scale`` (> 0), ``coupling`` and ``thumb_coupling``."""
+    if not isinstance(spec, Mapping):
+        raise _err(source, "body", "expected a mapping with scale and/or coupling")
+    unknown = sorted(set(spec) - _BODY_KEYS)
+    if unknown:
+        raise _err(source, "body", f"unknown keys {unknown}; allowed {sorted(_BODY_KEYS)}")
+    scale = _number(source, "body.scale", spec.get("scale", 1.0))
+    if not 0.1 <= scale <= 10.0:
+        raise _err(source, "body.scale", f"must be within [0.1, 10], got {scale}")
+    out: dict[str, Any] = {"body_scale": scale}
+    for key, default in (("coupling", DEFAULT_COUPLING),
+                         ("thumb_coupling", DEFAULT_THUMB_COUPLING)):
+        values = spec.get(key, list(default))
+        if not isinstance(values, list) or len(values) != 2:
+            raise _err(source, f"body.{key}", "expected two multipliers, e.g. [1.0, 0.8]")
+        ratios = tuple(_number(source, f"body.{key}[{k}]", c) for k, c in enumerate(values))
+        if any(not 0.0 < c <= 3.0 for c in ratios):
+            raise _err(source, f"body.{key}", f"multipliers must be within (0, 3], got {ratios}")
+        out[key] = ratios
+    return out
 
 
 def _safe_posture(profile: HandProfile, spec: Any, source: str) -> np.ndarray:
@@ -194,6 +252,16 @@ def load_profile(path: str | Path) -> HandProfile:
     except yaml.YAMLError as exc:
         raise ProfileError(f"profile {path}: not valid YAML: {exc}") from exc
     return profile_from_dict(data, str(path))
+
+
+def installed_profile_dirs() -> list[Path]:
+    """The installed ``share/hand_controller/config/profiles`` (ament index), if any."""
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return [Path(get_package_share_directory("hand_controller")) / "config" / "profiles"]
+    except (ImportError, LookupError, ValueError):
+        return []
 
 
 def resolve_profile_path(profile: str, search_dirs: list[Path] | tuple[Path, ...] = ()) -> Path:

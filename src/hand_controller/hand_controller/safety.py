@@ -14,7 +14,12 @@ tests drive the controller with made-up times and the node with its steady clock
   longer than the input timeout it trips the watchdog and commands the safe posture
   (or holds), still through the filter, until input returns;
 * it starts disabled unless told otherwise; :meth:`disable` (stop) issues one last hold
-  command and then nothing until :meth:`enable`.
+  command and then nothing until :meth:`enable`;
+* with a contact force limit (> 0) and the hand's contact forces per finger
+  (:meth:`ControllerCore.on_contacts`, e.g. hand_sim's robot_hand/contacts), a finger
+  pressing on something with at least that force stops closing: its flexion joints are not
+  commanded further toward closed than they are (opening stays free) until the force drops
+  below the limit or the reading is older than the input timeout.
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ class Counters:
     rejected_length: int = 0
     commands: int = 0
     watchdog_trips: int = 0
+    contact_limited: int = 0  # commands in which a finger in contact was kept from closing
 
     @property
     def rejected(self) -> int:
@@ -124,6 +130,7 @@ class ControllerCore:
     watchdog_action: str = "safe_posture"
     enabled: bool = False
     t_s: float = 0.0
+    contact_force_limit_n: float = 0.0  # 0: contacts are not used
     counters: Counters = field(default_factory=Counters)
     last_error: InputError | None = None
 
@@ -138,6 +145,10 @@ class ControllerCore:
                                    position=p.safe_posture, t_s=self.t_s)
         self._last_input_t: float | None = None
         self._enabled_t = self.t_s
+        self._contacts: tuple[float, dict[str, float]] = (-math.inf, {})
+        flexion = ~np.isnan(p.closed)
+        self._closes_up = flexion & (p.closed == p.upper)
+        self._closes_down = flexion & (p.closed == p.lower)
         self.state = State.DISABLED
         if self.enabled:
             self.enabled = False
@@ -181,6 +192,34 @@ class ControllerCore:
         self.state = State.ACTIVE
         return self._command(self.profile.retarget(q), t_s)
 
+    def on_contacts(self, fingers: Sequence[str], normal_force_n: Sequence[float],
+                    t_s: float) -> None:
+        """The hand's contact forces now: normal force [N] per finger name."""
+        self._contacts = (t_s, {f: float(n) for f, n in zip(fingers, normal_force_n)})
+
+    def limited_fingers(self, t_s: float) -> list[str]:
+        """Fingers pressing with at least the contact force limit (a fresh reading)."""
+        since, forces = self._contacts
+        if self.contact_force_limit_n <= 0 or t_s - since > self.input_timeout_s:
+            return []
+        return [f for f, n in forces.items() if n >= self.contact_force_limit_n]
+
+    def _hold_fingers_in_contact(self, target: np.ndarray, t_s: float) -> np.ndarray:
+        limited = self.limited_fingers(t_s)
+        if not limited:
+            return target
+        held = np.isin(np.array(self.profile.fingers), limited)
+        if not held.any():
+            return target
+        now = self.filter.position
+        out = np.asarray(target, dtype=np.float64).copy()
+        up, down = held & self._closes_up, held & self._closes_down
+        out[up] = np.minimum(out[up], now[up])
+        out[down] = np.maximum(out[down], now[down])
+        if np.any(out != target):
+            self.counters.contact_limited += 1
+        return out
+
     # --- time ---------------------------------------------------------------------------
     def stale(self, t_s: float) -> bool:
         since = self._last_input_t if self._last_input_t is not None else self._enabled_t
@@ -220,7 +259,7 @@ class ControllerCore:
         return Command(self.filter.position.copy(), t_s, stop=True)
 
     def _command(self, target: np.ndarray, t_s: float, watchdog: bool = False) -> Command:
-        positions = self.filter.step(target, t_s)
+        positions = self.filter.step(self._hold_fingers_in_contact(target, t_s), t_s)
         self.counters.commands += 1
         self.t_s = t_s
         return Command(positions, t_s, watchdog=watchdog)

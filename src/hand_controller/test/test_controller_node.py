@@ -10,13 +10,11 @@ from __future__ import annotations
 import math
 import os
 import select
-import threading
 import time
 
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -25,58 +23,13 @@ from trajectory_msgs.msg import JointTrajectory
 from emg_hand_core.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
 from emg_hand_core.poses import NAMED_POSES
 from emg_hand_testing.processes import ros_args
-from emg_hand_testing.ros import wait_until
+from emg_hand_testing.ros import PoseStreamer, joint_state
 from hand_controller.profile import load_profile, resolve_profile_path
 from hand_controller.serial_frame import decode_commands
 
 pytestmark = pytest.mark.timeout(90)
 
 STATUS = "hand_controller: safety"
-
-
-def joint_state(q, names=JOINT_NAMES) -> JointState:
-    return JointState(name=list(names), position=[float(x) for x in q])
-
-
-class PoseStreamer:
-    """Publishes the current pose on hand/joint_states at a fixed rate from a thread."""
-
-    def __init__(self, ros_node, rate_hz: float = 100.0):
-        self.pub = ros_node.node.create_publisher(
-            JointState, "hand/joint_states",
-            QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
-        self.period = 1.0 / rate_hz
-        self.pose = None
-        self.sent = 0
-        self.last_sent = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def wait_matched(self, timeout_s: float = 20.0) -> PoseStreamer:
-        wait_until(lambda: self.pub.get_subscription_count() >= 1, timeout_s,
-                   "hand_controller to subscribe hand/joint_states")
-        return self
-
-    def start(self, pose) -> PoseStreamer:
-        self.pose = pose
-        self._thread.start()
-        return self
-
-    def _run(self):
-        next_t = time.monotonic()
-        while not self._stop.is_set():
-            pose = self.pose
-            if pose is not None:
-                self.pub.publish(joint_state(pose))
-                self.sent += 1
-                self.last_sent = time.monotonic()
-            next_t += self.period
-            self._stop.wait(max(0.0, next_t - time.monotonic()))
-
-    def stop(self):
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2.0)
 
 
 @pytest.fixture

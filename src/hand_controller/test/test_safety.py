@@ -176,3 +176,27 @@ def test_random_human_poses_within_limits_map_inside_the_robot_limits():
         out = profile.clamp(profile.retarget(q))
         assert out.shape == (200, profile.num_joints)
         assert np.all(np.isfinite(out))
+
+
+def test_a_finger_in_contact_stops_closing_the_others_go_on(prosthetic):
+    c = core(prosthetic, enabled=True, contact_force_limit_n=2.0)
+    index = prosthetic.joint_names.index("index_flexion")
+    middle = prosthetic.joint_names.index("middle_flexion")
+    t = 0.0
+    for _ in range(20):  # closing: 0.2 s
+        t += PERIOD
+        cmd = c.on_input(JOINT_NAMES, NAMED_POSES["fist"], t)
+    c.on_contacts(["index", "middle"], [5.0, 1.0], t)  # index pressing, middle lightly
+    held = cmd.positions[index]
+    for _ in range(20):
+        t += PERIOD
+        cmd = c.on_input(JOINT_NAMES, NAMED_POSES["fist"], t)
+        c.on_contacts(["index", "middle"], [5.0, 1.0], t)
+    assert cmd.positions[index] == pytest.approx(held)  # stopped where it touched
+    assert cmd.positions[middle] > held + 0.3  # under the limit: closes on
+    assert c.counters.contact_limited >= 20 and c.limited_fingers(t) == ["index"]
+    cmd = c.on_input(JOINT_NAMES, NAMED_POSES["open"], t + PERIOD)
+    assert cmd.positions[index] < held  # opening is always allowed
+    # a stale reading (older than the input timeout) no longer holds anything
+    assert c.limited_fingers(t + 2 * c.input_timeout_s) == []
+    assert core(prosthetic, enabled=True).limited_fingers(t) == []  # limit 0: off

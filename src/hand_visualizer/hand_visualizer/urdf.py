@@ -32,36 +32,39 @@ PALM_THICKNESS_M = 0.024
 EFFORT_LIMIT = 10.0
 
 
-def _num(value: float) -> str:
+def num(value: float) -> str:
     text = format(float(value), ".9g")
     return "0" if text in ("-0", "0") else text
 
 
-def _vec(values) -> str:
-    return " ".join(_num(v) for v in values)
+def vec(values) -> str:
+    return " ".join(num(v) for v in values)
 
 
-def _palm_box() -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """Centre and size [m] of a box spanning the wrist and the long fingers' bases."""
-    bases = [j.origin_xyz for j in KINEMATIC_TREE
-             if j.parent == HAND_FRAME and not j.child.startswith("thumb")]
+def palm_box(bases=None, margin_m: float = 0.010, thickness_m: float = PALM_THICKNESS_M
+             ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Centre and size [m] of a box spanning the wrist and the given finger bases (x, y, z)
+    (default: the long fingers' bases of the hand model)."""
+    if bases is None:
+        bases = [j.origin_xyz for j in KINEMATIC_TREE
+                 if j.parent == HAND_FRAME and not j.child.startswith("thumb")]
     xs = [0.0] + [b[0] for b in bases]
     ys = [b[1] for b in bases]
     x0, x1 = min(xs), max(xs)
-    y0, y1 = min(ys) - 0.010, max(ys) + 0.010
+    y0, y1 = min(ys) - margin_m, max(ys) + margin_m
     centre = ((x0 + x1) / 2.0, (y0 + y1) / 2.0, 0.0)
-    size = (x1 - x0, y1 - y0, PALM_THICKNESS_M)
+    size = (x1 - x0, y1 - y0, thickness_m)
     return centre, size
 
 
 def _link_visuals(link: str) -> list[str]:
     """Visual elements of one link (indented XML lines)."""
     if link == HAND_FRAME:
-        centre, size = _palm_box()
+        centre, size = palm_box()
         return [
             "    <visual>",
-            f'      <origin xyz="{_vec(centre)}" rpy="0 0 0"/>',
-            f'      <geometry><box size="{_vec(size)}"/></geometry>',
+            f'      <origin xyz="{vec(centre)}" rpy="0 0 0"/>',
+            f'      <geometry><box size="{vec(size)}"/></geometry>',
             '      <material name="skin"/>',
             "    </visual>",
         ]
@@ -74,13 +77,13 @@ def _link_visuals(link: str) -> list[str]:
     # A capsule along +x: a cylinder from the joint to the next plus a sphere at the joint.
     return [
         "    <visual>",
-        f'      <origin xyz="{_num(length / 2.0)} 0 0" rpy="0 {_num(math.pi / 2.0)} 0"/>',
-        f'      <geometry><cylinder radius="{_num(radius)}" length="{_num(length)}"/></geometry>',
+        f'      <origin xyz="{num(length / 2.0)} 0 0" rpy="0 {num(math.pi / 2.0)} 0"/>',
+        f'      <geometry><cylinder radius="{num(radius)}" length="{num(length)}"/></geometry>',
         '      <material name="skin"/>',
         "    </visual>",
         "    <visual>",
         '      <origin xyz="0 0 0" rpy="0 0 0"/>',
-        f'      <geometry><sphere radius="{_num(radius * 1.1)}"/></geometry>',
+        f'      <geometry><sphere radius="{num(radius * 1.1)}"/></geometry>',
         '      <material name="joint"/>',
         "    </visual>",
     ]
@@ -110,13 +113,13 @@ def generate_urdf(robot_name: str = ROBOT_NAME) -> str:
             f"  <joint name={quoteattr(joint.name)} type=\"{kind}\">",
             f"    <parent link={quoteattr(joint.parent)}/>",
             f"    <child link={quoteattr(joint.child)}/>",
-            f'    <origin xyz="{_vec(joint.origin_xyz)}" rpy="{_vec(joint.origin_rpy)}"/>',
+            f'    <origin xyz="{vec(joint.origin_xyz)}" rpy="{vec(joint.origin_rpy)}"/>',
         ]
         if joint.axis is not None:
             lines += [
-                f'    <axis xyz="{_vec(joint.axis)}"/>',
-                f'    <limit lower="{_num(joint.lower)}" upper="{_num(joint.upper)}"'
-                f' effort="{_num(EFFORT_LIMIT)}" velocity="{_num(MAX_JOINT_VELOCITY_RAD_S)}"/>',
+                f'    <axis xyz="{vec(joint.axis)}"/>',
+                f'    <limit lower="{num(joint.lower)}" upper="{num(joint.upper)}"'
+                f' effort="{num(EFFORT_LIMIT)}" velocity="{num(MAX_JOINT_VELOCITY_RAD_S)}"/>',
             ]
         lines.append("  </joint>")
     lines.append("</robot>")
@@ -126,12 +129,26 @@ def generate_urdf(robot_name: str = ROBOT_NAME) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Console script ``hand_urdf``: print the URDF or write it to a file."""
     parser = argparse.ArgumentParser(
-        prog="hand_urdf", description="Generate the emg_hand URDF from the hand model.")
+        prog="hand_urdf", description="Generate the emg_hand URDF from the hand model, or a "
+        "robot hand's URDF from its hand_controller profile.")
     parser.add_argument("--output", "-o", type=Path,
                         help="file to write (default: standard output)")
     parser.add_argument("--robot-name", default=ROBOT_NAME, help="the <robot name=...>")
+    parser.add_argument("--profile", help="a hand_controller profile (shipped name or YAML "
+                        "path): write that robot hand's URDF instead of the human hand's")
     args = parser.parse_args(argv)
-    text = generate_urdf(args.robot_name)
+    if args.profile:
+        from hand_controller.profile import ProfileError
+
+        from .robot_urdf import RobotUrdfError, robot_urdf_for
+
+        try:
+            text = robot_urdf_for(args.profile)
+        except (ProfileError, RobotUrdfError) as exc:
+            print(f"hand_urdf: {exc}", file=sys.stderr)
+            return 1
+    else:
+        text = generate_urdf(args.robot_name)
     if args.output is None:
         sys.stdout.write(text)
     else:

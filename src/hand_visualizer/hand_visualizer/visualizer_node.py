@@ -76,6 +76,14 @@ PARAMETERS = ParamTable((
     Param("fingertip_frame_prefix", "target_", "Prefix of the fingertip TF frames. Keep it "
           "non-empty when robot_state_publisher runs the hand URDF, whose own <finger>_tip "
           "frames would otherwise get a second parent.", check=_prefix),
+    Param("robot_hand_frame", "robot_hand/hand_base", "Root frame of the robot hand's "
+          "model (its robot_state_publisher's frame_prefix + hand_base), placed beside the "
+          "human hand by a static hand_base -> <prefix><robot_hand_frame> transform; empty: "
+          "none.", check=_prefix),
+    Param("robot_hand_xyz_m", [0.0, -0.25, 0.0], "Position of robot_hand_frame in hand_base "
+          "(beside the little finger), x y z.", unit="m", min=-10.0, max=10.0, check=_xyz),
+    Param("robot_hand_rpy_rad", [0.0, 0.0, 0.0], "Orientation of robot_hand_frame in "
+          "hand_base, fixed-axis roll pitch yaw.", unit="rad", min=-7.0, max=7.0, check=_xyz),
     Param("show_reference", True, "Draw hand/reference/joint_states as a translucent ghost."),
     positive("keypoints_timeout_s", 0.5, "Draw the prediction from hand/joint_states "
              "(through forward kinematics) when no hand/keypoints arrived for this long.",
@@ -122,8 +130,9 @@ class HandVisualizer(Node):
     # --- parameters -----------------------------------------------------------------------
     def _apply(self, values: dict) -> None:
         """Run-time changes (already checked)."""
-        static_changed = any(n in values for n in ("armband_frame", "hand_base_xyz_m",
-                                                   "hand_base_rpy_rad", "frame_prefix"))
+        static_changed = any(n in values for n in (
+            "armband_frame", "hand_base_xyz_m", "hand_base_rpy_rad", "frame_prefix",
+            "robot_hand_frame", "robot_hand_xyz_m", "robot_hand_rpy_rad"))
         self._p.update(values)
         if "diagnostics_period_s" in values:
             self._diag_timer.cancel()
@@ -134,13 +143,19 @@ class HandVisualizer(Node):
 
     # --- TF ---------------------------------------------------------------------------------
     def _publish_static_tf(self) -> None:
-        parent = self._p["armband_frame"]
-        if not parent:
-            return
-        rotation = quaternion_from_rpy(*self._p["hand_base_rpy_rad"])
-        t = transform(parent, self._frame(HAND_FRAME), self.get_clock().now().to_msg(),
-                      self._p["hand_base_xyz_m"], rotation)
-        self.tf.send_static([t])
+        """armband -> hand_base, and hand_base -> the robot hand's root beside it."""
+        stamp = self.get_clock().now().to_msg()
+        transforms = []
+        if self._p["armband_frame"]:
+            transforms.append(transform(
+                self._p["armband_frame"], self._frame(HAND_FRAME), stamp,
+                self._p["hand_base_xyz_m"], quaternion_from_rpy(*self._p["hand_base_rpy_rad"])))
+        if self._p["robot_hand_frame"]:
+            transforms.append(transform(
+                self._frame(HAND_FRAME), self._frame(self._p["robot_hand_frame"]), stamp,
+                self._p["robot_hand_xyz_m"],
+                quaternion_from_rpy(*self._p["robot_hand_rpy_rad"])))
+        self.tf.send_static(transforms)
 
     def _frame(self, name: str) -> str:
         return self._p["frame_prefix"] + name

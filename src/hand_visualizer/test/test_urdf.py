@@ -75,6 +75,7 @@ class UrdfModel:
             origin = joint.find("origin")
             axis = joint.find("axis")
             limit = joint.find("limit")
+            mimic = joint.find("mimic")
             self.joints[joint.get("name")] = {
                 "type": joint.get("type"),
                 "parent": joint.find("parent").get("link"),
@@ -84,6 +85,11 @@ class UrdfModel:
                 "axis": _floats(axis.get("xyz") if axis is not None else None, "1 0 0"),
                 "limit": None if limit is None else (float(limit.get("lower")),
                                                      float(limit.get("upper"))),
+                "velocity": None if limit is None else float(limit.get("velocity")),
+                "effort": None if limit is None else float(limit.get("effort")),
+                "mimic": None if mimic is None else (mimic.get("joint"),
+                                                     float(mimic.get("multiplier", "1")),
+                                                     float(mimic.get("offset", "0"))),
             }
         children = {j["child"] for j in self.joints.values()}
         roots = [link for link in self.links if link not in children]
@@ -104,7 +110,12 @@ class UrdfModel:
                     _rot_x(roll))
                 t = poses[j["parent"]] @ _homogeneous(rpy, j["xyz"])
                 if j["type"] in ("revolute", "continuous"):
-                    t = t @ _homogeneous(_axis_angle(j["axis"], positions[name]), [0, 0, 0])
+                    if j["mimic"] is not None:  # URDF: q = multiplier * q_driver + offset
+                        driver, multiplier, offset = j["mimic"]
+                        q = multiplier * positions[driver] + offset
+                    else:
+                        q = positions[name]
+                    t = t @ _homogeneous(_axis_angle(j["axis"], q), [0, 0, 0])
                 elif j["type"] != "fixed":
                     raise AssertionError(f"unexpected joint type {j['type']}")
                 poses[j["child"]] = t
@@ -194,3 +205,85 @@ def test_the_check_would_catch_a_wrong_bone_length(urdf):
     tip = model.fk(dict(zip(JOINT_NAMES, q)))["index_tip"][:3, 3]
     ours = forward_kinematics(q)[KEYPOINT_NAMES.index("index_tip")]
     assert np.linalg.norm(tip - ours) > 1e-3
+
+
+# --- the robot hands of the controller's profiles --------------------------------------------
+
+ROBOT_PROFILES = ("prosthetic_6", "four_finger_16")
+
+
+def _robot(name: str):
+    from hand_controller.profile import load_profile, resolve_profile_path
+
+    profile = load_profile(resolve_profile_path(name))
+    path = URDF_PATH.parent / f"{name}.urdf"
+    return profile, path, UrdfModel(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", ROBOT_PROFILES)
+def test_robot_urdf_is_committed_and_matches_its_profile(name):
+    from hand_visualizer.robot_urdf import generate_robot_urdf
+
+    profile, path, model = _robot(name)
+    assert path.read_text(encoding="utf-8") == generate_robot_urdf(profile), (
+        f"{path} is stale: regenerate it with `hand_urdf --profile {name} -o {path}`")
+    assert model.root.get("name") == name and model.root_link == HAND_FRAME
+    actuated = {n: j for n, j in model.joints.items()
+                if j["type"] == "revolute" and j["mimic"] is None}
+    assert list(actuated) == list(profile.joint_names)  # the profile's joints, in its order
+    for k, joint in enumerate(profile.joint_names):
+        j = actuated[joint]
+        assert j["limit"] == pytest.approx((profile.lower[k], profile.upper[k]), abs=1e-9)
+        assert j["velocity"] == pytest.approx(profile.max_velocity[k])
+        assert j["effort"] == pytest.approx(profile.max_effort[k])
+    for n, j in model.joints.items():
+        if j["mimic"] is not None:  # coupled: driven by an actuated joint of the same finger
+            assert j["mimic"][0] in actuated and n.startswith(j["mimic"][0] + "_")
+            assert j["mimic"][1] in profile.coupling + profile.thumb_coupling
+    tips = {j["child"] for j in model.joints.values() if j["type"] == "fixed"}
+    assert tips == {f"{finger}_tip" for finger in profile.fingers}
+
+
+@pytest.mark.parametrize("name", ROBOT_PROFILES)
+def test_robot_urdf_links_have_visuals_collisions_and_physical_inertias(name):
+    _, _, model = _robot(name)
+    moving = {j["child"] for j in model.joints.values() if j["type"] == "revolute"}
+    for link in model.root.findall("link"):
+        if link.find("inertial") is None:
+            assert link.get("name") not in moving, f"moving link {link.get('name')} has no mass"
+            continue
+        assert len(link.findall("visual")) == len(link.findall("collision")) >= 1
+        mass = float(link.find("inertial/mass").get("value"))
+        i = {k: float(v) for k, v in link.find("inertial/inertia").attrib.items()}
+        tensor = np.array([[i["ixx"], i["ixy"], i["ixz"]], [i["ixy"], i["iyy"], i["iyz"]],
+                           [i["ixz"], i["iyz"], i["izz"]]])
+        moments = np.linalg.eigvalsh(tensor)
+        assert 1e-4 < mass < 1.0 and moments.min() > 0, link.get("name")
+        a, b, c = moments  # principal moments of a real body obey the triangle inequality
+        assert a + b >= c * (1 - 1e-9), link.get("name")
+
+
+@pytest.mark.parametrize("name", ROBOT_PROFILES)
+def test_robot_hand_closes_toward_the_palm_in_a_fist(name):
+    """The profile's fist moves every fingertip to the palm side (-z) and closer to the
+    wrist than when open: joint axes and coupling turn the right way."""
+    profile, _, model = _robot(name)
+    opened = model.fk(dict(zip(profile.joint_names, profile.clamp(
+        profile.retarget(NAMED_POSES["open"])))))
+    fist = model.fk(dict(zip(profile.joint_names, profile.clamp(
+        profile.retarget(NAMED_POSES["fist"])))))
+    for finger in set(profile.fingers) - {"thumb"}:
+        o, f = opened[f"{finger}_tip"][:3, 3], fist[f"{finger}_tip"][:3, 3]
+        assert f[2] < o[2] - 0.02 and f[0] < o[0] - 0.05, (finger, o, f)
+    thumb_o, thumb_f = opened["thumb_tip"][:3, 3], fist["thumb_tip"][:3, 3]
+    assert thumb_f[2] < -0.02 and thumb_f[1] < thumb_o[1] - 0.05  # under the palm, across it
+
+
+def test_robot_urdf_console_script_and_bad_profile(tmp_path):
+    out = tmp_path / "p.urdf"
+    assert main(["--profile", "prosthetic_6", "--output", str(out)]) == 0
+    assert out.read_text() == (URDF_PATH.parent / "prosthetic_6.urdf").read_text()
+    bad = tmp_path / "gripper.yaml"
+    bad.write_text("name: gripper\njoints:\n  - {name: jaw, lower: 0.0, upper: 1.0, "
+                   "max_velocity: 1.0}\n")
+    assert main(["--profile", str(bad)]) == 1  # 'jaw' is no finger: refused, with the reason

@@ -117,6 +117,11 @@ def test_static_armband_transform_from_parameters_reaches_late_joiners(graph):
     np.testing.assert_allclose([tr.x, tr.y, tr.z], PARAMS["hand_base_xyz_m"])
     np.testing.assert_allclose([rot.x, rot.y, rot.z, rot.w],
                                [0, 0, math.sin(0.5), math.cos(0.5)], atol=1e-12)
+    # the robot hand's model, placed beside the human hand (default parameters)
+    robot = next(t for msg in msgs for t in msg.transforms
+                 if t.child_frame_id == "robot_hand/hand_base")
+    assert robot.header.frame_id == "hand_base"
+    assert robot.transform.translation.y == pytest.approx(-0.25)
 
 
 def test_keypoint_markers_coloured_by_confidence(graph):
@@ -203,8 +208,12 @@ def test_bad_input_is_counted_and_the_node_keeps_drawing(graph):
 
 
 # Topics that other nodes of our launch graph publish (robot_state_publisher runs
-# src/hand_visualizer/urdf/hand.urdf in the teleop launch): topic -> (node, type).
-LAUNCH_GRAPH_TOPICS = {"/robot_description": ("robot_state_publisher", "std_msgs/msg/String")}
+# src/hand_visualizer/urdf/hand.urdf in the teleop launch, robot_hand_state_publisher the
+# URDF of the controller's profile): topic -> (node, type).
+LAUNCH_GRAPH_TOPICS = {
+    "/robot_description": ("robot_state_publisher", "std_msgs/msg/String"),
+    "/robot_hand/robot_description": ("robot_hand_state_publisher", "std_msgs/msg/String"),
+}
 DISPLAY_TYPES = {
     "rviz_default_plugins/MarkerArray": "visualization_msgs/msg/MarkerArray",
     "rviz_default_plugins/RobotModel": "std_msgs/msg/String",
@@ -229,6 +238,11 @@ def test_every_rviz_display_topic_exists_in_our_graph(graph):
     classes = {c for c, _ in topics}
     assert {"rviz_default_plugins/MarkerArray", "rviz_default_plugins/RobotModel"} <= classes
     config = yaml.safe_load(RVIZ.read_text())
+    models = {d["Description Topic"]["Value"]: d.get("TF Prefix", "") for d in
+              config["Visualization Manager"]["Displays"]
+              if d["Class"] == "rviz_default_plugins/RobotModel"}
+    # both hands: the human hand's links as they are, the robot hand's under robot_hand/
+    assert models == {"/robot_description": "", "/robot_hand/robot_description": "robot_hand"}
     assert "rviz_default_plugins/TF" in {d["Class"] for d in
                                          config["Visualization Manager"]["Displays"]}
     # live: what the running hand_visualizer advertises

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..emg_codec import EMG_TYPE, EmgDecodeError, decode_emg, encode_emg, rosbags_types, stamp_to_ns
-from ..hand_model import JOINT_NAMES, NUM_JOINTS
-from ..names import JOINT_ORDER, NameOrderError
+from ..hand_model import JOINT_NAMES
+from ..names import JOINT_ORDER, NameOrder, NameOrderError
 from ..topics import EMG_TOPIC, REFERENCE_TOPIC, find_topic
 from ..tracks import DEFAULT_MAX_GAP_S, interpolate_track
 from .recording import DataError, Recording
@@ -47,7 +47,8 @@ def _open(path: Path):
 
 @dataclass
 class JointTrack:
-    """One JointState topic of a bag: stamps [ns] and the 20 angles (M, 20) [rad]."""
+    """One JointState topic of a bag: stamps [ns] and the angles (M, n) [rad] (the 20 of the
+    hand, or the joints asked for)."""
 
     topic: str
     stamps_ns: np.ndarray
@@ -55,8 +56,10 @@ class JointTrack:
     skipped: int = 0  # messages that could not be ordered into the 20 joints
 
 
-def _scan(path: Path, emg_topic: str | None, js_topics: Sequence[str]):
-    """One pass over a bag: (EMG chunks, malformed EMG count, {js name: JointTrack})."""
+def _scan(path: Path, emg_topic: str | None, js_topics: Sequence[str],
+          names: NameOrder = JOINT_ORDER):
+    """One pass over a bag: (EMG chunks, malformed EMG count, {js name: JointTrack}), the
+    joint states put in the order of ``names``."""
     if not (path / "metadata.yaml").is_file():
         raise DataError(f"{path}: not a rosbag2 folder (no metadata.yaml)")
     chunks = []
@@ -92,7 +95,7 @@ def _scan(path: Path, emg_topic: str | None, js_topics: Sequence[str]):
                     continue
                 stamps, poses, skipped = found.setdefault(name, ([], [], [0]))
                 try:
-                    q = JOINT_ORDER.order(list(msg.name), msg.position)
+                    q = names.order(list(msg.name), msg.position)
                 except NameOrderError:
                     skipped[0] += 1
                     continue
@@ -107,17 +110,20 @@ def _scan(path: Path, emg_topic: str | None, js_topics: Sequence[str]):
     for name, (stamps, poses, skipped) in found.items():
         t = np.asarray(stamps, dtype=np.int64)
         order = np.argsort(t, kind="stable")
-        q = np.asarray(poses, dtype=np.float64).reshape(-1, NUM_JOINTS)
+        q = np.asarray(poses, dtype=np.float64).reshape(-1, len(names))
         topic = next(t for t, n in role.items() if n == name)
         tracks[name] = JointTrack(topic, t[order], q[order], skipped[0])
     return chunks, malformed, tracks
 
 
-def read_joint_tracks(path: str | Path, topics: Sequence[str]) -> dict[str, JointTrack]:
+def read_joint_tracks(path: str | Path, topics: Sequence[str],
+                      joint_names: Sequence[str] | None = None) -> dict[str, JointTrack]:
     """The JointState streams of a bag named (relative names, any namespace) ``topics``:
     {requested name: track}; a name with no topic in the bag is left out. Stamps are the
-    header stamps, or the bag's receive time where a stamp is zero."""
-    return _scan(bag_folder(path), None, topics)[2]
+    header stamps, or the bag's receive time where a stamp is zero. ``joint_names``: the
+    joints to read (default the hand's 20; a robot hand's own, e.g.)."""
+    names = JOINT_ORDER if joint_names is None else NameOrder(joint_names)
+    return _scan(bag_folder(path), None, topics, names)[2]
 
 
 def read(path: str | Path, emg_topic: str = EMG_TOPIC, joint_state_topic: str = REFERENCE_TOPIC,
