@@ -26,9 +26,9 @@ Myo client needs (class, command):
   bond u8, advertising data (u8 length + bytes).
 
 :class:`BgapiParser` splits a byte stream into packets and resynchronises after garbage:
-a header must have a BLE type, a known class and a plausible length, and the messages with
-a length-prefixed array must agree with their own length; otherwise one byte is dropped
-and the search goes on.
+a header must be one of the messages above with a payload of its length (those ending in a
+length-prefixed array must agree with their own length); otherwise one byte is dropped and
+the search goes on.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ ATTRIBUTE_NOTIFY = 1
 
 # event payload: (fixed length) or (offset of a u8 array length: the payload ends with it)
 _EVENT_LAYOUT = {
-    CONNECTION_STATUS: 16, CONNECTION_DISCONNECTED: 3, ATTCLIENT_PROCEDURE_COMPLETED: 5,
+    SYSTEM_BOOT: 12, CONNECTION_STATUS: 16, CONNECTION_DISCONNECTED: 3,
+    ATTCLIENT_PROCEDURE_COMPLETED: 5,
     ATTCLIENT_ATTRIBUTE_VALUE: ("array", 4), GAP_SCAN_RESPONSE: ("array", 10),
 }
 _RESPONSE_LAYOUT = {
@@ -113,11 +114,15 @@ def array(data: bytes) -> bytes:
 
 
 def layout_ok(packet: Packet, layouts: dict) -> bool:
-    """The payload agrees with the message's known layout (unknown messages pass)."""
+    """A message this protocol uses, and its payload agrees with the message's layout.
+
+    Messages outside the table are refused as well: a host that sent only these commands
+    gets only these answers, and accepting any header would let garbage swallow the real
+    packets after it."""
     layout = layouts.get(packet.id)
     n = len(packet.payload)
     if layout is None:
-        return True
+        return False
     if isinstance(layout, int):
         return n == layout
     offset = layout[1]
