@@ -13,8 +13,11 @@ no launch; ``ament_index_python`` only, to find installed files and packages.
 | ``robot_state_publisher`` | robot_state_publisher (if installed) | - (hand_visualizer's URDF) |
 | ``hand_controller`` | hand_controller / hand_controller | ``hand_controller.yaml`` |
 
-Launch arguments override the parameter files: ``source``, ``follow_prompts`` and
-``controller_enabled`` always, the others (``port``, ``model``, ...) when not empty.
+Launch arguments override the parameter files: ``follow_prompts`` and
+``controller_enabled`` always, the others (``source``, ``port``, ``model``, ...) when not
+empty. ``device`` adds a device preset of emg_driver (``share/emg_driver/config/devices/
+<device>.yaml``: source, port, rates, scales of one armband) after emg_driver.yaml and
+before ``driver_params_file``.
 Frames follow the namespace: under ``left`` the armband frame is ``left/armband``, the
 hand ``left/hand_base`` (visualizer and robot_state_publisher ``frame_prefix`` ``left/``).
 """
@@ -34,10 +37,10 @@ from ament_index_python.packages import (
     get_package_share_directory,
 )
 
+from emg_driver.params import PROTOCOLS, SOURCES
+
 PACKAGE = "emg_hand_bringup"
 
-SOURCES = ("sim", "serial", "replay")
-PROTOCOLS = ("text", "binary")
 WEARERS = ("a", "b")  # the simulator's wearer presets
 CONTROLLER_OUTPUTS = ("forward_position", "joint_trajectory", "serial", "none")
 CONTROLLER_PROFILES = ("prosthetic_6", "four_finger_16", "human")
@@ -214,7 +217,8 @@ class TeleopOptions:
     use_sim_time: bool = False
     log_level: str = "info"
     driver: bool = True
-    source: str = "sim"
+    source: str = ""
+    device: str = ""
     port: str = ""
     protocol: str = ""
     replay_file: str = ""
@@ -256,7 +260,8 @@ class TeleopOptions:
         """Raise GraphError naming every argument with a value outside its choices."""
         problems = []
         for name, value, allowed in (
-                ("source", self.source, SOURCES), ("protocol", self.protocol, ("", *PROTOCOLS)),
+                ("source", self.source, ("", *SOURCES)),
+                ("protocol", self.protocol, ("", *PROTOCOLS)),
                 ("wearer", self.wearer, ("", *WEARERS)),
                 ("controller_output", self.controller_output, ("", *CONTROLLER_OUTPUTS)),
                 ("log_level", self.log_level, LOG_LEVELS)):
@@ -268,8 +273,38 @@ class TeleopOptions:
         if self.controller and self.controller_output == "serial" \
                 and not self.controller_serial_port:
             problems.append("controller_output:=serial needs controller_serial_port:=/dev/...")
+        if self.driver and self.device:
+            try:
+                device_file(self.device)
+            except FileNotFoundError as err:
+                problems.append(str(err))
         if problems:
             raise GraphError("; ".join(problems))
+
+
+DEVICE_PACKAGE, DEVICE_DIR = "emg_driver", ("config", "devices")
+
+
+def device_presets() -> list[str]:
+    """The device presets emg_driver installs (share/emg_driver/config/devices/*.yaml)."""
+    try:
+        folder = Path(share_file(DEVICE_PACKAGE, *DEVICE_DIR))
+    except FileNotFoundError:
+        return []
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def device_file(device: str) -> str:
+    """The parameter file of ``device``: a preset name or a path to a YAML file."""
+    path = Path(device).expanduser()
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return str(path)
+    try:
+        return share_file(DEVICE_PACKAGE, *DEVICE_DIR, f"{device}.yaml")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"device:={device!r} is not a preset of emg_driver (one of "
+                                f"{', '.join(device_presets()) or 'none installed'}) nor a "
+                                "YAML file") from None
 
 
 @dataclass
@@ -309,11 +344,14 @@ def teleop_graph(opts: TeleopOptions) -> Graph:
 
     armband = prefix + opts.armband_frame
     if opts.driver:
+        files = [_params_file(opts.driver_params_file, "emg_driver")]
+        if opts.device:  # after the defaults, before the user's own file
+            files.insert(len(files) - bool(opts.driver_params_file), device_file(opts.device))
         add("emg_driver", "emg_driver", "emg_driver",
-            {"source": opts.source, "frame_id": armband, "follow_prompts": opts.follow_prompts,
-             **_non_empty(port=opts.port, protocol=opts.protocol, file=opts.replay_file,
-                          wearer=opts.wearer)},
-            [_params_file(opts.driver_params_file, "emg_driver")])
+            {"frame_id": armband, "follow_prompts": opts.follow_prompts,
+             **_non_empty(source=opts.source, port=opts.port, protocol=opts.protocol,
+                          file=opts.replay_file, wearer=opts.wearer)},
+            files)
     if opts.pose_node:
         add("emg_pose_node", "emg_pose", "emg_pose",
             {"frame_id": prefix + "hand_base", **_non_empty(model=opts.model)},
