@@ -26,6 +26,7 @@ setup(
             "emg_driver = emg_driver.driver_node:main",
             "emg_monitor = emg_driver.emg_monitor:main",
             "emg_sim_record = emg_driver.sim_record:main",
+            "emg_lsl_outlet = emg_driver.lsl_outlet_node:main",
         ],
     },
 )

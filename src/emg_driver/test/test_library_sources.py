@@ -164,3 +164,41 @@ def test_lsl_outlet_streams_in_volts_with_stamps_within_2_ms(start_driver, emg_s
                                   and int(s.get("reconnects", 0)) >= 1, what="reconnected")
     assert status["lsl_units"] == "microvolts"
     assert driver.process.poll() is None
+
+
+def test_emg_lsl_outlet_republishes_emg_raw_for_lsl_tools(start_driver, node_process,
+                                                          emg_stream):
+    """sim driver -> emg/raw -> emg_lsl_outlet -> an LSL inlet here: the same samples in
+    microvolts, stamped with their acquisition times on LSL's clock."""
+    import pylsl
+
+    name = f"emg_out_{uuid.uuid4().hex[:8]}"
+    outlet = node_process("emg_driver", "emg_lsl_outlet", ["--ros-args", "-p",
+                                                           f"lsl_name:={name}"])
+    start_driver(source="sim", chunk_ms=10.0)
+    found = pylsl.resolve_bypred(f"name='{name}'", 1, 30.0)
+    assert found, outlet.output
+    inlet = pylsl.StreamInlet(found[0], recover=False)
+    inlet.open_stream(10.0)
+    info = inlet.info(10.0)
+    assert info.channel_count() == 8 and info.nominal_srate() == 500.0
+    assert info.desc().child("channels").child("channel").child_value("unit") == "microvolts"
+    samples, stamps = [], []
+    deadline = time.monotonic() + 20.0
+    while len(samples) < 500 and time.monotonic() < deadline:
+        chunk, ts = inlet.pull_chunk(timeout=0.2)
+        samples += chunk
+        stamps += ts
+    assert len(samples) >= 500
+    lsl_to_system = time.time() - pylsl.local_clock()
+    ours = np.asarray(samples, dtype=np.float32) * np.float32(1e-6)
+    emg_stream.wait_samples(1, 10.0)
+    idx, data, msgs = emg_stream.samples()
+    # find the LSL samples in what emg/raw carried: same values, same acquisition times
+    k = int(np.flatnonzero(np.all(np.isclose(data, ours[0], rtol=1e-5, atol=1e-11), axis=1))[0])
+    np.testing.assert_allclose(ours[:100], data[k:k + 100], rtol=1e-5, atol=1e-11)
+    m = next(m for m in msgs if m.first_sample_index <= idx[k] < m.first_sample_index
+             + m.num_samples)
+    acquired = (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9
+                + (idx[k] - m.first_sample_index) / 500.0)
+    assert abs(stamps[0] + lsl_to_system - acquired) < 1e-3
