@@ -401,14 +401,17 @@ class SerialSource(Source):
 
     def read_delay(self) -> float:
         """How long the reader may wait before its next read without delaying a chunk: the
-        time until the current chunk can complete at the nominal rate, less a margin.
+        time until the sample before the one that completes the current chunk is due at the
+        nominal rate, less a margin.
 
         Reading only when a chunk can complete halves the reads of a steady stream (and
-        their CPU); the completing sample still finds the reader waiting in ``select``."""
+        their CPU); the completing sample still finds the reader waiting in ``select``,
+        even at low rates (250 Hz: a sample every 4 ms, more than the margin) and when the
+        last read came late after its sample."""
         if not self.pipeline.streaming or self.pipeline.lost:
             return 0.0
         remaining = self.pipeline.samples_until_chunk()
-        return max(0.0, remaining / self.sample_rate_hz - self.READ_MARGIN_S)
+        return max(0.0, (remaining - 1) / self.sample_rate_hz - self.READ_MARGIN_S)
 
     def _on_connect(self, first: bool) -> None:
         with self.pipeline.lock:

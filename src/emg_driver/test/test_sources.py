@@ -54,9 +54,11 @@ def test_paused_stream_discards_and_reconnect_marks_the_gap():
 
 def test_reads_are_scheduled_for_when_a_chunk_can_complete():
     src, _ = text_source()  # 100 Hz, 4 samples per chunk
-    assert src.read_delay() == pytest.approx(4 / 100 - src.READ_MARGIN_S)
-    src._on_data(b"1,1\n2,2\n3,3\n", 1.0)
+    assert src.read_delay() == pytest.approx(3 / 100 - src.READ_MARGIN_S)
+    src._on_data(b"1,1\n2,2\n", 1.0)
     assert src.read_delay() == pytest.approx(1 / 100 - src.READ_MARGIN_S)
+    src._on_data(b"3,3\n", 1.01)
+    assert src.read_delay() == 0.0  # the completing sample: wait for it in select
     src.stop()
     assert src.read_delay() == 0.0  # paused: keep draining the port
 

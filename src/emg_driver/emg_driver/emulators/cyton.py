@@ -48,6 +48,8 @@ class CytonEmulator(DeviceEmulator):
         self.commands: list[bytes] = []
         self.sent_counts: list[np.ndarray] = []  # per sample: the counts sent (records)
         self.record = True
+        # (packets sent so far, wall-clock time of that write): a benchmark's latency base
+        self.sent_at: list[tuple[int, float]] | None = None
         self._pending = b""
         self.period_s = 1.0 / openbci.SAMPLE_RATE_HZ  # packets per second, Daisy or not
 
@@ -138,6 +140,8 @@ class CytonEmulator(DeviceEmulator):
             if n not in self.drop:
                 out += p
             self.packets_sent += 1
+        if out and self.sent_at is not None:
+            self.sent_at.append((self.packets_sent, time.time()))
         self.next_due = self.started_at + self.packets_sent * self.period_s
         return bytes(out)
 
