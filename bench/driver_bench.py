@@ -81,12 +81,9 @@ def make_payload(case: Case, n: int) -> tuple[list[bytes], int]:
 def run_case(case: Case, seconds: float) -> dict:
     import psutil
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from emg_hand_testing.processes import NodeProcess, ros_args
     from emg_hand_testing.ros import wait_until
-    from emg_interfaces.msg import EMG
 
     master, slave = pty.openpty()
     tty.setraw(slave)
@@ -101,17 +98,7 @@ def run_case(case: Case, seconds: float) -> dict:
     write_times = np.zeros(len(writes))
     w_warm = n_warm // per
 
-    rclpy.init()
-    node = rclpy.create_node("driver_bench")
-    received: list[tuple[float, int, int]] = []
-    node.create_subscription(
-        EMG, "emg/raw", lambda m: received.append((time.time(), m.first_sample_index,
-                                                   m.num_samples)),
-        QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE))
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    node, executor, received = _receiver()
     proc = NodeProcess("emg_driver", "emg_driver", ros_args(params),
                        log_path=f"/tmp/driver_bench_{case.name}.log")
     try:
@@ -198,14 +185,11 @@ def run_device_case(key: str, seconds: float) -> dict:
 
     import psutil
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from emg_driver.emulators.cyton import CytonEmulator
     from emg_driver.emulators.pty import PtyPort
     from emg_hand_testing.processes import NodeProcess, ros_args
     from emg_hand_testing.ros import wait_until
-    from emg_interfaces.msg import EMG
 
     name, params = DEVICE_CASES[key]
     rate = 250.0
@@ -219,16 +203,7 @@ def run_device_case(key: str, seconds: float) -> dict:
     sys.setswitchinterval(1e-4)
     emulator.start()
     port_key = "brainflow_serial_port" if params["source"] == "brainflow" else "port"
-    rclpy.init()
-    node = rclpy.create_node("driver_bench")
-    received: list[tuple[float, int, int]] = []
-    node.create_subscription(
-        EMG, "emg/raw", lambda m: received.append((time.time(), m.first_sample_index,
-                                                   m.num_samples)),
-        QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE))
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    node, executor, received = _receiver()
     proc = NodeProcess("emg_driver", "emg_driver", ros_args({**params, port_key: emulator.port}),
                        log_path=f"/tmp/driver_bench_{name}.log")
     try:
@@ -274,6 +249,28 @@ def run_device_case(key: str, seconds: float) -> dict:
         "latency_ms_max": round(float(lat_ms.max()), 3) if len(lat_ms) else None,
         "write_rate_achieved_hz": round(n / (wall1 - wall0), 1),
     }
+
+
+def _receiver():
+    """A node spinning on its own thread that records (receive time, first index, samples)
+    of every emg/raw chunk."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from emg_interfaces.msg import EMG
+
+    rclpy.init()
+    node = rclpy.create_node("driver_bench")
+    received: list[tuple[float, int, int]] = []
+    node.create_subscription(
+        EMG, "emg/raw", lambda m: received.append((time.time(), m.first_sample_index,
+                                                   m.num_samples)),
+        QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE))
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    return node, executor, received
 
 
 def _matched(node) -> bool:
