@@ -311,6 +311,18 @@ SERIAL_WATCHED = ("parse_errors", "column_errors", "nonfinite_values", "overlong
                   "crc_errors", "header_errors", "dropped_samples")
 
 
+def grown_counters(values: dict[str, Any], reported: dict[str, int]) -> list[str]:
+    """The watched error counters of ``values`` that grew since ``reported`` (updated)."""
+    new = []
+    for key in SERIAL_WATCHED:
+        now = int(values.get(key, 0))
+        grown = now - reported.get(key, 0)
+        reported[key] = now
+        if grown > 0:
+            new.append(f"{grown} new {key.replace('_', ' ')}")
+    return new
+
+
 class SerialSource(Source):
     """Serial armband: reader thread -> device (decoder, commands) -> stream index -> clock
     -> chunks -> sink.
@@ -463,14 +475,7 @@ class SerialSource(Source):
     def health(self, active: bool) -> tuple[str, str] | None:
         """Disconnected: an error; the device's own complaint; counters grown since the last
         call: a warning (errors that keep growing keep warning)."""
-        values = self.status()
-        new = []
-        for key in SERIAL_WATCHED:
-            now = int(values.get(key, 0))
-            grown = now - self._reported.get(key, 0)
-            self._reported[key] = now
-            if grown > 0:
-                new.append(f"{grown} new {key.replace('_', ' ')}")
+        new = grown_counters(self.status(), self._reported)
         if not self.reader.connected:
             return "error", self.reader.last_error or f"serial port {self.config.port} lost"
         device = self.device.health()
@@ -516,6 +521,7 @@ class LibrarySource(Source):
         self.open_failures = 0
         self.reconnects = 0
         self.stalls = 0
+        self._reported: dict[str, int] = {}
         self._ever_connected = False
         self._last_data = 0.0
         self._stop = threading.Event()
@@ -614,8 +620,12 @@ class LibrarySource(Source):
                 **self.pipeline.status()}
 
     def health(self, active: bool) -> tuple[str, str] | None:
+        """Lost: an error; dropped samples since the last call: a warning."""
+        new = grown_counters(self.pipeline.status(), self._reported)
         if not self.connected:
             return "error", self.last_error or f"{self.kind} not connected"
+        if new and active:
+            return "warn", "; ".join(new)
         return "ok", "connected"
 
 
