@@ -100,13 +100,18 @@ def test_cyton_streams_volts_counts_drops_resyncs_and_survives_replug(
     assert driver.process.poll() is None
 
 
-def test_cyton_daisy_16_channels_at_125_hz(tmp_path, shared_data, start_driver, emg_stream,
-                                           diagnostics):
+def test_cyton_daisy_preset_16_channels_at_125_hz(tmp_path, shared_data, node_process,
+                                                  emg_stream, diagnostics):
+    """The installed cyton_daisy preset, read by rcl as `ros2 launch ... device:=` does."""
+    from ament_index_python.packages import get_package_share_directory
+
+    preset = f"{get_package_share_directory('emg_driver')}/config/devices/cyton_daisy.yaml"
     signal = recording(shared_data, DAISY_RUN, 2000)
     emulator = CytonEmulator(PtyPort(tmp_path), signal, daisy=True).start()
     try:
         emulator.drop = {201}  # the board half of pair 100: one 16-channel sample lost
-        start_driver(source="cyton", port=emulator.port, cyton_daisy=True)
+        node_process("emg_driver", "emg_driver", ["--ros-args", "--params-file", preset,
+                                                  "-p", f"port:={emulator.port}"])
         emg_stream.collector.wait_until(
             lambda m: bool(m) and m[-1].first_sample_index + m[-1].num_samples > 150, 30.0,
             "150 samples")
