@@ -71,16 +71,21 @@ def test_brainflow_cyton_driver_on_our_emulator_counts_gaps(tmp_path, shared_dat
     signal = load_recording(shared_data / "eeg_emg_hands/s_04_29_25/r_1/exg.csv").emg[:2000]
     emulator = CytonEmulator(PtyPort(tmp_path), signal).start()
     try:
-        emulator.drop = {300, 301}
         start_driver(source="brainflow", brainflow_board="cyton",
                      brainflow_serial_port=emulator.port)
+        emg_stream.wait_samples(1, 30.0)  # streaming, and this subscriber matched
+        with emulator.lock:  # drop two packets from now on (stream index = packet number)
+            n = emulator.packets_sent + 50
+            emulator.drop = {n, n + 1}
+        since = len(emg_stream.messages)
         emg_stream.collector.wait_until(
-            lambda m: bool(m) and m[-1].first_sample_index + m[-1].num_samples > 400, 30.0,
-            "400 samples")
-        idx, data, _ = emg_stream.samples()
-        assert 300 not in idx and 301 not in idx and np.count_nonzero(np.diff(idx) != 1) == 1
+            lambda m: bool(m) and m[-1].first_sample_index + m[-1].num_samples > n + 100, 30.0,
+            "100 samples after the drops")
+        idx, data, _ = emg_stream.samples(since)
+        gaps = [(int(idx[k]), int(idx[k + 1])) for k in np.flatnonzero(np.diff(idx) != 1)]
+        assert gaps == [(n - 1, n + 2)], (gaps, n, diagnostics.latest())
         scale = volts_per_count(24)
-        np.testing.assert_allclose(data, np.rint(signal[idx] / scale) * scale,
+        np.testing.assert_allclose(data, np.rint(signal[idx % len(signal)] / scale) * scale,
                                    atol=scale * 1.01, rtol=0)
         diagnostics.wait_for(lambda s: s.get("dropped_samples") == "2", what="2 dropped")
     finally:
@@ -176,6 +181,7 @@ def test_emg_lsl_outlet_republishes_emg_raw_for_lsl_tools(start_driver, node_pro
     outlet = node_process("emg_driver", "emg_lsl_outlet", ["--ros-args", "-p",
                                                            f"lsl_name:={name}"])
     start_driver(source="sim", chunk_ms=10.0)
+    emg_stream.wait_samples(1, 20.0)  # from here on this test sees every emg/raw chunk
     found = pylsl.resolve_bypred(f"name='{name}'", 1, 30.0)
     assert found, outlet.output
     inlet = pylsl.StreamInlet(found[0], recover=False)
@@ -192,7 +198,6 @@ def test_emg_lsl_outlet_republishes_emg_raw_for_lsl_tools(start_driver, node_pro
     assert len(samples) >= 500
     lsl_to_system = time.time() - pylsl.local_clock()
     ours = np.asarray(samples, dtype=np.float32) * np.float32(1e-6)
-    emg_stream.wait_samples(1, 10.0)
     idx, data, msgs = emg_stream.samples()
     # find the LSL samples in what emg/raw carried: same values, same acquisition times
     k = int(np.flatnonzero(np.all(np.isclose(data, ours[0], rtol=1e-5, atol=1e-11), axis=1))[0])
