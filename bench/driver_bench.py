@@ -15,7 +15,11 @@ and subscribes to ``emg/raw`` over DDS. It reports:
 
 Cases: ``text8``: 8 channels at 500 Hz, one text line per sample with a counter column,
 written every 2 ms; ``binary16``: 16 channels at 2 kHz, binary frames (int16), 4 frames
-written every 2 ms.
+written every 2 ms. Device paths, on our OpenBCI Cyton emulator (8 channels at 250 Hz, a
+33-byte packet every 4 ms, written by the emulator's thread in this process): ``cyton``
+(our native source, ``source:=cyton``) and ``cyton_brainflow`` (``source:=brainflow`` with
+BrainFlow's own Cyton driver) on the same emulated stream, side by side; latency from the
+emulator's write of the packet that completes a chunk.
 
     scripts/with-env python bench/driver_bench.py                 # 60 s per case
     scripts/with-env python bench/driver_bench.py --quick         # 5 s per case
@@ -77,12 +81,9 @@ def make_payload(case: Case, n: int) -> tuple[list[bytes], int]:
 def run_case(case: Case, seconds: float) -> dict:
     import psutil
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
 
     from emg_hand_testing.processes import NodeProcess, ros_args
     from emg_hand_testing.ros import wait_until
-    from emg_interfaces.msg import EMG
 
     master, slave = pty.openpty()
     tty.setraw(slave)
@@ -97,17 +98,7 @@ def run_case(case: Case, seconds: float) -> dict:
     write_times = np.zeros(len(writes))
     w_warm = n_warm // per
 
-    rclpy.init()
-    node = rclpy.create_node("driver_bench")
-    received: list[tuple[float, int, int]] = []
-    node.create_subscription(
-        EMG, "emg/raw", lambda m: received.append((time.time(), m.first_sample_index,
-                                                   m.num_samples)),
-        QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE))
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    node, executor, received = _receiver()
     proc = NodeProcess("emg_driver", "emg_driver", ros_args(params),
                        log_path=f"/tmp/driver_bench_{case.name}.log")
     try:
@@ -181,6 +172,107 @@ def run_case(case: Case, seconds: float) -> dict:
     }
 
 
+DEVICE_CASES = {
+    "cyton": ("cyton_native_8ch_250hz", {"source": "cyton", "chunk_ms": 20.0}),
+    "cyton_brainflow": ("cyton_brainflow_8ch_250hz",
+                        {"source": "brainflow", "brainflow_board": "cyton", "chunk_ms": 20.0}),
+}
+
+
+def run_device_case(key: str, seconds: float) -> dict:
+    """Our Cyton emulator on a pty; the driver reads it with the case's source."""
+    import tempfile
+
+    import psutil
+    import rclpy
+
+    from emg_driver.emulators.cyton import CytonEmulator
+    from emg_driver.emulators.pty import PtyPort
+    from emg_hand_testing.processes import NodeProcess, ros_args
+    from emg_hand_testing.ros import wait_until
+
+    name, params = DEVICE_CASES[key]
+    rate = 250.0
+    signal = np.random.default_rng(0).normal(0, 50e-6, (int(rate * 20), 8))
+    folder = tempfile.mkdtemp(prefix="driver_bench_")
+    emulator = CytonEmulator(PtyPort(folder), signal)
+    emulator.record = False
+    emulator.sent_at = []
+    # the emulator (the "armband") and the receiving executor share this process: hand the
+    # GIL over often, or each waits up to 5 ms for the other
+    sys.setswitchinterval(1e-4)
+    emulator.start()
+    port_key = "brainflow_serial_port" if params["source"] == "brainflow" else "port"
+    node, executor, received = _receiver()
+    proc = NodeProcess("emg_driver", "emg_driver", ros_args({**params, port_key: emulator.port}),
+                       log_path=f"/tmp/driver_bench_{name}.log")
+    try:
+        wait_until(lambda: (_matched(node) and emulator.streaming) or not proc.running(), 60.0,
+                   "the driver streaming from the emulator")
+        if not proc.running():
+            raise RuntimeError(f"driver exited; see {proc.log_path}")
+        time.sleep(1.0)  # warm-up: DDS matching, the clock settling (not measured)
+        ps = psutil.Process(proc.process.pid)
+        cpu0, wall0, n0 = ps.cpu_times(), time.monotonic(), emulator.packets_sent
+        time.sleep(seconds)
+        cpu1, wall1, n1 = ps.cpu_times(), time.monotonic(), emulator.packets_sent
+        wait_until(lambda: bool(received) and received[-1][1] + received[-1][2] >= n1, 5.0,
+                   "the last chunk")
+    finally:
+        proc.close(timeout_s=10.0)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        emulator.close()
+    # stream index k = packet k since 'b' (both sources start at the first packet)
+    counts = np.array([c for c, _ in emulator.sent_at])
+    times = np.array([w for _, w in emulator.sent_at])
+    idx: set[int] = set()
+    latencies = []
+    for t_recv, first, num in received:
+        idx.update(range(first, first + num))
+        last = first + num - 1
+        if n0 <= last < n1:
+            written = times[np.searchsorted(counts, last + 1)]  # the write that carried it
+            latencies.append(t_recv - written)
+    lat_ms = np.array(latencies) * 1e3
+    n = n1 - n0
+    got = len(idx & set(range(n0, n1)))
+    cpu_s = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    return {
+        "case": name, "channels": 8, "sample_rate_hz": rate, "protocol": params["source"],
+        "seconds": seconds, "samples_written": n, "samples_received": got,
+        "lost_samples": n - got, "chunks_received": len(received),
+        "driver_cpu_percent_of_one_core": round(100.0 * cpu_s / (wall1 - wall0), 2),
+        "latency_ms_p50": round(float(np.percentile(lat_ms, 50)), 3) if len(lat_ms) else None,
+        "latency_ms_p99": round(float(np.percentile(lat_ms, 99)), 3) if len(lat_ms) else None,
+        "latency_ms_max": round(float(lat_ms.max()), 3) if len(lat_ms) else None,
+        "write_rate_achieved_hz": round(n / (wall1 - wall0), 1),
+    }
+
+
+def _receiver():
+    """A node spinning on its own thread that records (receive time, first index, samples)
+    of every emg/raw chunk."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from emg_interfaces.msg import EMG
+
+    rclpy.init()
+    node = rclpy.create_node("driver_bench")
+    received: list[tuple[float, int, int]] = []
+    node.create_subscription(
+        EMG, "emg/raw", lambda m: received.append((time.time(), m.first_sample_index,
+                                                   m.num_samples)),
+        QoSProfile(depth=5000, reliability=ReliabilityPolicy.RELIABLE))
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    return node, executor, received
+
+
 def _matched(node) -> bool:
     subs = node.subscriptions
     return any(s.topic_name == "/emg/raw" and s.get_publisher_count() > 0 for s in subs)
@@ -190,17 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="per case (60)")
     parser.add_argument("--quick", action="store_true", help="5 s per case")
-    parser.add_argument("--case", choices=[*CASES, "all"], default="all")
+    parser.add_argument("--case", choices=[*CASES, *DEVICE_CASES, "all"], default="all")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
     seconds = 5.0 if args.quick else args.seconds
     from emg_hand_testing.domain import isolate_ros_domain
 
     domain = isolate_ros_domain()
-    cases = list(CASES) if args.case == "all" else [args.case]
+    cases = [*CASES, *DEVICE_CASES] if args.case == "all" else [args.case]
     results = []
     for key in cases:
-        res = run_case(CASES[key], seconds)
+        res = run_case(CASES[key], seconds) if key in CASES else run_device_case(key, seconds)
         results.append(res)
         print(f"{res['case']:>18}: lost {res['lost_samples']} of {res['samples_written']}, "
               f"driver CPU {res['driver_cpu_percent_of_one_core']:.1f} % of one core, "
@@ -227,4 +319,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["CASES", "Case", "asdict", "main", "run_case"]
+__all__ = ["CASES", "DEVICE_CASES", "Case", "asdict", "main", "run_case", "run_device_case"]

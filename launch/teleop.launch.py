@@ -3,6 +3,8 @@
     ros2 launch emg_hand_bringup teleop.launch.py                    # simulated armband
     ros2 launch emg_hand_bringup teleop.launch.py source:=serial \\
         port:=/dev/serial/by-id/usb-...-if00 protocol:=binary
+    ros2 launch emg_hand_bringup teleop.launch.py device:=cyton \
+        port:=/dev/serial/by-id/usb-FTDI_...-if00-port0            # OpenBCI Cyton
     ros2 launch emg_hand_bringup teleop.launch.py namespace:=left    # two hands: run again
     ros2 launch emg_hand_bringup teleop.launch.py namespace:=right   #   with namespace:=right
     ros2 launch emg_hand_bringup teleop.launch.py robot:=sim controller_enabled:=true
@@ -86,9 +88,18 @@ def generate_launch_description():
             "driver", default_value="true", choices=BOOL,
             description="Start emg_driver (false: emg/raw comes from elsewhere, e.g. a bag)."),
         DeclareLaunchArgument(
-            "source", default_value="sim", choices=["sim", "serial", "replay"],
-            description="EMG source of emg_driver: sim (simulated armband), serial (a real "
-                        "armband on `port`), replay (the recording `replay_file`)."),
+            "source", default_value="",
+            choices=["", "sim", "serial", "replay", "cyton", "myo", "brainflow", "lsl"],
+            description="EMG source of emg_driver: sim (simulated armband), serial (text "
+                        "lines / binary frames on `port`), replay (`replay_file`), cyton "
+                        "(OpenBCI), myo (BLED112 dongle), brainflow, lsl; empty: the "
+                        "parameter files' (emg_driver.yaml: sim; a `device` preset's own)."),
+        DeclareLaunchArgument(
+            "device", default_value="",
+            description="Device preset of emg_driver (share/emg_driver/config/devices): "
+                        "cyton, cyton_daisy, myo_bled112, brainflow_synthetic, "
+                        "brainflow_cyton, lsl, myoware_arduino_text, myo_serial_text, "
+                        "binary_16ch_2khz, or a YAML path; set `port` with it."),
         DeclareLaunchArgument(
             "port", default_value="",
             description="Serial device of the armband (source serial), e.g. "

@@ -176,7 +176,7 @@ def test_teleop_arguments_are_the_graph_options():
     for name, default in options.items():
         expected = ("true" if default else "false") if isinstance(default, bool) else default
         assert arguments[name]["default"] == expected, f"default of {name}"
-    assert arguments["source"]["choices"] == list(graph.SOURCES)
+    assert arguments["source"]["choices"] == ["", *graph.SOURCES]
     assert arguments["protocol"]["choices"] == ["", *graph.PROTOCOLS]
     assert arguments["wearer"]["choices"] == ["", *graph.WEARERS]
     assert arguments["controller_output"]["choices"] == ["", *graph.CONTROLLER_OUTPUTS]
@@ -261,6 +261,8 @@ def _options():
         for protocol in ("", *graph.PROTOCOLS):
             yield graph.TeleopOptions(source=source, protocol=protocol, port="/dev/ttyUSB0",
                                       replay_file="session.h5")
+    for device in graph.device_presets():
+        yield graph.TeleopOptions(device=device, port="/dev/ttyUSB0")
     for wearer in ("", *graph.WEARERS):
         yield graph.TeleopOptions(wearer=wearer, follow_prompts=wearer == "b")
     for output in ("", *graph.CONTROLLER_OUTPUTS):
@@ -329,7 +331,10 @@ def test_graph_runs_installed_nodes_with_valid_parameters(opts):
             cmd, cmd[1:]) or not opts.namespace
     if opts.driver:
         driver = teleop.node("emg_driver").parameters
-        assert driver["source"] == opts.source
+        assert driver.get("source", "") == opts.source
+        if opts.device:  # the preset after the defaults, before the user's file
+            files = teleop.node("emg_driver").params_files
+            assert [Path(f).stem for f in files] == ["emg_driver", opts.device]
         assert driver["frame_id"] == prefix + "armband"
         assert driver.get("protocol", "") == opts.protocol
         assert driver.get("wearer", "") == opts.wearer
@@ -356,6 +361,7 @@ def test_bad_arguments_are_refused_with_the_reason():
     for opts, words in (
             (graph.TeleopOptions(source="bluetooth"), "source"),
             (graph.TeleopOptions(source="replay"), "replay_file"),
+            (graph.TeleopOptions(device="cytron"), "not a preset of emg_driver"),
             (graph.TeleopOptions(controller_output="serial"), "controller_serial_port"),
             (graph.TeleopOptions(robot="sim", controller_output="none"), "robot:=sim"),
             (graph.TeleopOptions(robot="gazebo"), "robot"),

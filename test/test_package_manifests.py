@@ -34,7 +34,7 @@ IMPORT_TO_ROSDEP = {
     "PIL": "python3-pil",
 }
 # Modules with no rosdep key: installed from requirements/python.txt on every install.
-PIP_ONLY = {"onnx", "safetensors", "mcap", "onnxscript", "mujoco"}
+PIP_ONLY = {"onnx", "safetensors", "mcap", "onnxscript", "mujoco", "brainflow", "pylsl"}
 ROS_MODULE = re.compile(
     r"^(rclpy|ament_index_python|launch|launch_ros|launch_testing|tf2_ros|rosidl_runtime_py|"
     r"builtin_interfaces|[a-z0-9_]+_(msgs|srvs|interfaces)|emg_[a-z_]+|hand_[a-z_]+)$")
@@ -69,7 +69,8 @@ def _rosdep_key(module: str) -> str | None:
 
 
 def _requirements() -> set[str]:
-    text = (ROOT / "requirements" / "python.txt").read_text()
+    text = "\n".join((ROOT / "requirements" / name).read_text()
+                     for name in ("python.txt", "python-nodeps.txt"))
     return {line.split("==")[0].strip().lower() for line in text.splitlines()
             if line.strip() and not line.startswith("#")}
 

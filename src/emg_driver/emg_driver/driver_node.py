@@ -24,17 +24,23 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import JointState
+from sensor_msgs.msg import Imu, JointState
 
 from emg_hand_core.emg_codec import encode_emg, rclpy_types, split_ns
 from emg_hand_core.hand_model import JOINT_NAMES
 from emg_hand_core.ros_params import declare_parameters, on_set_parameters
-from emg_hand_core.topics import DIAGNOSTICS_TOPIC, EMG_TOPIC, PROMPT_TOPIC, REFERENCE_TOPIC
+from emg_hand_core.topics import (
+    DIAGNOSTICS_TOPIC,
+    EMG_TOPIC,
+    IMU_TOPIC,
+    PROMPT_TOPIC,
+    REFERENCE_TOPIC,
+)
 from emg_interfaces.msg import EMG, CalibrationPrompt
 
 from .params import PARAMS, DriverSettings, build_settings, check_value
 from .sources import Source, make_source
-from .stream import Chunk
+from .stream import Chunk, ImuReading
 
 NODE_NAME = "emg_driver"
 _LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN,
@@ -62,6 +68,7 @@ class EmgDriverNode(LifecycleNode):
         self.source: Source | None = None
         self._emg_pub = None
         self._ref_pub = None
+        self._imu_pub = None
         self._prompt_sub = None
         self._prompt_pose = ""
         self._timer = None
@@ -112,7 +119,8 @@ class EmgDriverNode(LifecycleNode):
     # --- lifecycle --------------------------------------------------------------------
 
     def _on_prompt(self, msg: CalibrationPrompt) -> None:
-        """The source (the simulated wearer) does what a guided calibration asks."""
+        """The source does what a guided calibration asks (the simulated wearer holds the
+        pose, a Myo vibrates)."""
         if self.source is None:
             return
         if msg.phase == CalibrationPrompt.PHASE_DONE:
@@ -129,7 +137,7 @@ class EmgDriverNode(LifecycleNode):
         except ValueError as err:
             self.get_logger().warning(f"cannot follow prompt: {err}")
             return
-        self.get_logger().info(f"simulated wearer: {pose or 'free motion'}")
+        self.get_logger().info(f"calibration prompt passed to the source: {pose or 'done'}")
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
@@ -137,7 +145,8 @@ class EmgDriverNode(LifecycleNode):
                 raise ValueError("; ".join(self._param_problems.values()))
             settings = build_settings(self._values())
             source = make_source(settings, arrival_clock=self._arrival_clock(),
-                                 on_chunks=self._publish, on_event=self._log_event)
+                                 on_chunks=self._publish, on_event=self._log_event,
+                                 on_imu=self._publish_imu)
         except Exception as err:  # any reason (bad value, unreadable file): report, stay up
             self._problem = f"configure failed: {err}"
             self.get_logger().error(self._problem)
@@ -151,7 +160,9 @@ class EmgDriverNode(LifecycleNode):
             # one pose per chunk: the same 1 s of history as emg/raw
             self._ref_pub = self.create_lifecycle_publisher(JointState, REFERENCE_TOPIC,
                                                             emg_qos(depth))
-        if source.follows_prompts and settings.values["follow_prompts"]:
+        if source.has_imu:
+            self._imu_pub = self.create_lifecycle_publisher(Imu, IMU_TOPIC, emg_qos(100))
+        if source.follows_prompts:
             self._prompt_sub = self.create_subscription(
                 CalibrationPrompt, PROMPT_TOPIC, self._on_prompt,
                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
@@ -219,10 +230,10 @@ class EmgDriverNode(LifecycleNode):
         if self.source is not None:
             self.source.close()
         self.source = None
-        for pub in (self._emg_pub, self._ref_pub):
+        for pub in (self._emg_pub, self._ref_pub, self._imu_pub):
             if pub is not None:
                 self.destroy_lifecycle_publisher(pub)
-        self._emg_pub = self._ref_pub = None
+        self._emg_pub = self._ref_pub = self._imu_pub = None
         if self._prompt_sub is not None:
             self.destroy_subscription(self._prompt_sub)
         self._prompt_sub = None
@@ -275,6 +286,31 @@ class EmgDriverNode(LifecycleNode):
                 js.name = list(JOINT_NAMES)
                 js.position = chunk.joint_angles[last].astype(float).tolist()
                 self._ref_pub.publish(js)
+
+    def _publish_imu(self, readings: list[ImuReading]) -> None:
+        """imu/raw (REP-103, REP-145): unmeasured parts get covariance[0] = -1."""
+        pub = self._imu_pub
+        if pub is None or not self._active or self.settings is None:
+            return
+        frame = self.settings.frame_id
+        for r in readings:
+            msg = Imu()
+            msg.header.stamp.sec, msg.header.stamp.nanosec = split_ns(r.stamp_ns)
+            msg.header.frame_id = frame
+            if r.orientation_xyzw is None:
+                msg.orientation_covariance[0] = -1.0
+            else:
+                q = msg.orientation
+                q.x, q.y, q.z, q.w = r.orientation_xyzw
+            for value, vector, cov in (
+                    (r.angular_velocity, msg.angular_velocity, msg.angular_velocity_covariance),
+                    (r.linear_acceleration, msg.linear_acceleration,
+                     msg.linear_acceleration_covariance)):
+                if value is None:
+                    cov[0] = -1.0
+                else:
+                    vector.x, vector.y, vector.z = value
+            pub.publish(msg)
 
     # --- diagnostics ------------------------------------------------------------------
 

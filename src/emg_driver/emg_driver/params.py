@@ -21,7 +21,7 @@ from .sim import MotionConfig, SimConfig, WearerConfig, wearer_b
 from .stream import chunk_len_for
 from .transport import STANDARD_BAUD_RATES, baud_rate_problem
 
-SOURCES = ("sim", "serial", "replay")
+SOURCES = ("sim", "serial", "replay", "cyton", "myo", "brainflow", "lsl")
 PROTOCOLS = ("text", "binary")
 
 
@@ -41,6 +41,25 @@ def _gains(v: Any) -> str | None:
     return None
 
 
+def _cyton_gains(v: Any) -> str | None:
+    from .openbci import GAINS
+
+    bad = [g for g in v if g not in GAINS]
+    return f"gains must be among {GAINS}, not {bad}" if bad else None
+
+
+def _bt_address(v: Any) -> str | None:
+    if not v:
+        return None
+    from .bgapi import parse_address
+
+    try:
+        parse_address(v)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 def _line_hz(v: Any) -> str | None:
     return None if v in (0.0, 50.0, 60.0) else "must be 0 (off), 50 or 60"
 
@@ -57,8 +76,11 @@ PARAMS = ParamTable(
         Param(
             "source",
             "sim",
-            "Where EMG comes from: 'sim' (simulated armband, default), 'serial' (a real "
-            "armband on a serial port) or 'replay' (a recording file).",
+            "Where EMG comes from: 'sim' (simulated armband, default), 'serial' (an armband "
+            "streaming text lines or binary frames on a serial port), 'replay' (a recording "
+            "file), 'cyton' (OpenBCI Cyton / Cyton + Daisy, native protocol), 'myo' (Myo "
+            "armband through its BLED112 dongle), 'brainflow' (any BrainFlow board), 'lsl' "
+            "(a Lab Streaming Layer stream).",
             choices=SOURCES,
         ),
         Param(
@@ -84,12 +106,20 @@ PARAMS = ParamTable(
         Param(
             "sample_rate_hz",
             500.0,
-            "Nominal sample rate [Hz] of the sim and serial sources (replay uses the file's).",
+            "Nominal sample rate [Hz] of the sim and serial sources (replay: the file's; "
+            "cyton, myo, brainflow, lsl: the device's own).",
             unit="Hz",
             min=1.0,
             max=100000.0,
         ),
-        Param("num_channels", 8, "Channels of the sim and serial sources.", min=1, max=256),
+        Param("num_channels", 8, "Channels of the sim and serial sources (the others: the "
+              "device's or file's).", min=1, max=256),
+        Param(
+            "publish_imu",
+            True,
+            "Publish imu/raw (sensor_msgs/Imu, REP-103 units) from armbands with an IMU: the "
+            "Myo's orientation, gyroscope and accelerometer, the Cyton's accelerometer.",
+        ),
         Param(
             "channel_names",
             [],
@@ -204,6 +234,84 @@ PARAMS = ParamTable(
             "Seconds per unit of the text timestamp column (1e-3 = milliseconds).",
             min=0.0,
             min_exclusive=True,
+        ),
+        # --- OpenBCI Cyton (native protocol; port, baud_rate, reconnect_max_s as serial)
+        Param(
+            "cyton_daisy",
+            False,
+            "Cyton with the Daisy module: 16 channels at 125 Hz (else 8 channels at 250 Hz).",
+        ),
+        Param(
+            "cyton_gains",
+            [],
+            "ADS1299 gain per channel (1, 2, 4, 6, 8, 12 or 24; empty = 24 on every channel). "
+            "Volts per count = 4.5 / gain / (2^23 - 1); the driver sets these gains on the "
+            "board after its soft reset.",
+            kind="int_array",
+            check=_cyton_gains,
+        ),
+        # --- Myo through the BLED112 dongle (port: the dongle's serial device)
+        Param(
+            "myo_address",
+            "",
+            "Bluetooth address of the Myo to connect to (AA:BB:CC:DD:EE:FF); empty = the "
+            "first Myo found.",
+            check=_bt_address,
+        ),
+        Param(
+            "vibrate_on_prompt",
+            False,
+            "Myo: vibrate briefly at each guided-calibration prompt (calibration/prompt) to "
+            "hold a pose, a medium vibration when the calibration is over.",
+        ),
+        # --- BrainFlow
+        Param(
+            "brainflow_board",
+            "synthetic",
+            "BrainFlow board: a BoardIds name with or without _BOARD (synthetic, cyton, "
+            "cyton_daisy, ganglion, callibri_emg, gforce_pro, ...) or its number.",
+            check=lambda v: None if v.strip() else "must not be empty",
+        ),
+        Param("brainflow_serial_port", "", "BrainFlowInputParams.serial_port (serial boards)."),
+        Param("brainflow_mac_address", "", "BrainFlowInputParams.mac_address (BLE boards)."),
+        Param("brainflow_ip_address", "", "BrainFlowInputParams.ip_address (network boards)."),
+        Param("brainflow_ip_port", 0, "BrainFlowInputParams.ip_port (0 = the board's default).",
+              min=0, max=65535),
+        Param("brainflow_serial_number", "",
+              "BrainFlowInputParams.serial_number (boards found by serial number)."),
+        Param("brainflow_other_info", "", "BrainFlowInputParams.other_info (board-specific)."),
+        Param("brainflow_timeout_s", 0,
+              "BrainFlowInputParams.timeout [s]: discovery timeout of BLE / network boards "
+              "(0 = the board's default).", unit="s", min=0, max=600),
+        Param(
+            "brainflow_channels",
+            [],
+            "Rows of BrainFlow's data to publish (empty = the board's EMG channels, "
+            "get_emg_channels). Values in uV are published in V.",
+            kind="int_array",
+            check=_columns,
+        ),
+        # --- Lab Streaming Layer
+        Param("lsl_name", "", "LSL stream name to resolve (empty = any)."),
+        Param("lsl_type", "EMG", "LSL stream type to resolve (empty = any)."),
+        Param("lsl_source_id", "", "LSL source_id to resolve (empty = any)."),
+        Param(
+            "lsl_resolve_timeout_s",
+            5.0,
+            "How long configure waits for the LSL stream to appear [s].",
+            unit="s",
+            min=0.1,
+            max=600.0,
+        ),
+        # --- live library sources (brainflow, lsl)
+        Param(
+            "stall_timeout_s",
+            2.0,
+            "A BrainFlow board or LSL stream that delivers no sample for this long is "
+            "reported on /diagnostics and reopened (LSL: resolved again) [s].",
+            unit="s",
+            min=0.1,
+            max=600.0,
         ),
         # --- sim
         Param(
@@ -375,6 +483,12 @@ class DriverSettings:
             offset_units=v["offset_units"],
         )
 
+    def cyton_config(self):
+        from .openbci import CytonConfig
+
+        return CytonConfig(daisy=self.values["cyton_daisy"],
+                           gains=tuple(self.values["cyton_gains"]))
+
     def sim_config(self) -> SimConfig:
         v = self.values
         if v["wearer"] == "b":
@@ -404,7 +518,7 @@ def build_settings(values: dict[str, Any]) -> DriverSettings:
     source = v["source"]
     n = v["num_channels"]
     names = tuple(v["channel_names"])
-    if names and source != "replay" and len(names) != n:
+    if names and source in ("sim", "serial") and len(names) != n:
         raise ValueError(f"channel_names has {len(names)} names but num_channels is {n}")
     settings = DriverSettings(
         source=source,
@@ -426,6 +540,8 @@ def build_settings(values: dict[str, Any]) -> DriverSettings:
         settings.sim_config().validate()
     elif source == "replay" and not v["file"]:
         raise ValueError("source 'replay' needs the parameter 'file' (a recording path)")
+    elif source == "cyton":
+        settings.cyton_config().validate()
     return settings
 
 

@@ -31,11 +31,13 @@ import binascii
 import math
 import re
 import struct
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
 
 import numpy as np
+
+from .stream import ImuReading
 
 # --- common ---------------------------------------------------------------------------
 
@@ -70,13 +72,14 @@ class DecodedBatch:
 
     values: (n, channels) float32 [V]. counters: (n,) int64 raw device counter of each sample
     (not unwrapped), or None when the protocol carries none. device_times_s: (n,) float64
-    device timestamps [s], or None.
+    device timestamps [s], or None. imu: IMU readings that came with these bytes.
     """
 
     values: np.ndarray
     counters: np.ndarray | None = None
     device_times_s: np.ndarray | None = None
     counter_modulus: int = 0  # counters wrap at this value (0 = they do not wrap)
+    imu: list[ImuReading] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -93,6 +96,80 @@ class Decoder(Protocol):
     def feed(self, data: bytes) -> DecodedBatch: ...
 
     def reset(self) -> None: ...
+
+
+Write = Callable[[bytes], bool]  # send bytes to the device; False when the port is closed
+
+
+class SerialDevice:
+    """A device behind a serial port, as the serial source sees it: a decoder of its bytes
+    and, for devices that must be talked to (OpenBCI Cyton, the Myo's BLED112 dongle), the
+    commands to send. Pure: every hook gets ``write`` and the time; nothing here does I/O.
+
+    ``feed(data, now_s)`` decodes what arrived. The source calls ``connected`` after every
+    (re)open of the port, ``set_streaming`` at activate / deactivate, ``tick`` after every
+    read and when the port is idle (timeouts, retries), ``closing`` before the port closes
+    (a clean disconnect) and ``follow_prompt`` for guided-calibration prompts (with
+    ``follows_prompts``). A device whose link drops while the port stays open (the Myo's
+    radio) sets ``link_lost``; the source then treats the time until samples return as a
+    gap, as after an unplug.
+    """
+
+    kind = "serial"
+    has_imu = False
+    follows_prompts = False
+    num_channels: int
+    sample_rate_hz: float
+    stats: DecoderStats
+    link_lost = False
+
+    def feed(self, data: bytes, now_s: float) -> DecodedBatch:
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """The port was lost: forget partial input."""
+
+    def connected(self, write: Write, now_s: float) -> None:
+        """The port is (again) open."""
+
+    def set_streaming(self, on: bool, write: Write) -> None:
+        """Start / stop the device's stream (activate / deactivate)."""
+
+    def tick(self, now_s: float, write: Write) -> None:
+        """Time passes: timeouts and retries."""
+
+    def closing(self, write: Write) -> None:
+        """The port is about to close (cleanup, shutdown): leave the device clean."""
+
+    def follow_prompt(self, pose: str, write: Write) -> None:
+        """A guided-calibration prompt (``pose``; "" = done)."""
+
+    def status(self) -> dict[str, Any]:
+        """Device-specific key/values for /diagnostics."""
+        return {}
+
+    def health(self) -> tuple[str, str] | None:
+        """("error" | "warn" | "ok", message) about the device, or None."""
+        return None
+
+    def describe(self) -> str:
+        return ""
+
+
+class DecoderDevice(SerialDevice):
+    """A device that only streams (text lines, binary frames): its decoder is all there is."""
+
+    def __init__(self, decoder: Decoder, sample_rate_hz: float) -> None:
+        self.decoder = decoder
+        self.num_channels = decoder.num_channels
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.stats = decoder.stats
+
+    def feed(self, data: bytes, now_s: float) -> DecodedBatch:
+        return self.decoder.feed(data)
+
+    def reset(self) -> None:
+        self.decoder.reset()
 
 
 # --- text lines -----------------------------------------------------------------------
@@ -451,7 +528,7 @@ def make_decoder(protocol: str, text: TextConfig | None = None,
 
 
 __all__ = [
-    "BinaryConfig", "BinaryFrameDecoder", "DecodedBatch", "Decoder", "DecoderStats",
-    "TextConfig", "TextLineDecoder", "crc16", "encode_frame", "encode_text_line",
-    "make_decoder",
+    "BinaryConfig", "BinaryFrameDecoder", "DecodedBatch", "Decoder", "DecoderDevice",
+    "DecoderStats", "SerialDevice", "TextConfig", "TextLineDecoder", "Write", "crc16",
+    "encode_frame", "encode_text_line", "make_decoder",
 ]

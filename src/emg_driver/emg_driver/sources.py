@@ -31,14 +31,11 @@ import numpy as np
 
 from emg_hand_core.recordings import Recording, default_channel_names, load_recording
 
-from .clock import SampleClock, StreamIndexer, counters_from_times
-from .protocols import BinaryConfig, Decoder, TextConfig, make_decoder
+from .pipeline import ChunkSink, EventSink, ImuSink, SamplePipeline
+from .protocols import BinaryConfig, DecoderDevice, SerialDevice, TextConfig, make_decoder
 from .sim import ArmbandSimulator
-from .stream import Chunk, Chunker
+from .stream import Chunk
 from .transport import SerialReader
-
-ChunkSink = Callable[[list[Chunk]], None]
-EventSink = Callable[[str, str], None]  # (level "info" | "warn" | "error", message)
 
 
 class Source:
@@ -47,14 +44,17 @@ class Source:
     Attributes every source sets: ``kind`` (its ``source`` parameter value),
     ``sample_rate_hz`` (nominal), ``num_channels``, ``channel_names``, ``chunk_len``
     (samples per published chunk), ``has_reference`` (it knows the true pose: the node
-    publishes ``hand/reference/joint_states``), ``follows_prompts`` (it can act on guided
-    calibration prompts), ``pushes`` (chunks arrive through a callback, not ``poll``).
+    publishes ``hand/reference/joint_states``), ``follows_prompts`` (it acts on guided
+    calibration prompts: the node subscribes ``calibration/prompt``), ``has_imu`` (IMU
+    readings arrive through ``on_imu``: the node publishes ``imu/raw``), ``pushes`` (chunks
+    arrive through a callback, not ``poll``).
     """
 
     kind = ""
     pushes = False
     has_reference = False
     follows_prompts = False
+    has_imu = False
     sample_rate_hz: float
     num_channels: int
     channel_names: list[str]
@@ -175,7 +175,6 @@ class SimSource(PacedSource):
 
     kind = "sim"
     has_reference = True
-    follows_prompts = True
 
     def __init__(self, simulator: ArmbandSimulator, chunk_len: int) -> None:
         super().__init__(simulator.sample_rate_hz, chunk_len)
@@ -294,7 +293,7 @@ class ReplaySource(PacedSource):
 class SerialConfig:
     port: str = "/dev/ttyACM0"
     baud_rate: int = 115200
-    protocol: str = "text"  # "text" or "binary"
+    protocol: str = "text"  # "text" or "binary" (devices with a protocol of their own: kind)
     sample_rate_hz: float = 500.0
     chunk_len: int = 5
     text: TextConfig = TextConfig()
@@ -312,54 +311,70 @@ SERIAL_WATCHED = ("parse_errors", "column_errors", "nonfinite_values", "overlong
                   "crc_errors", "header_errors", "dropped_samples")
 
 
+def grown_counters(values: dict[str, Any], reported: dict[str, int]) -> list[str]:
+    """The watched error counters of ``values`` that grew since ``reported`` (updated)."""
+    new = []
+    for key in SERIAL_WATCHED:
+        now = int(values.get(key, 0))
+        grown = now - reported.get(key, 0)
+        reported[key] = now
+        if grown > 0:
+            new.append(f"{grown} new {key.replace('_', ' ')}")
+    return new
+
+
 class SerialSource(Source):
-    """Serial armband: reader thread -> decoder -> stream index -> clock -> chunks -> sink."""
+    """Serial armband: reader thread -> device (decoder, commands) -> stream index -> clock
+    -> chunks -> sink.
+
+    ``device`` is what sits behind the port (:class:`~emg_driver.protocols.SerialDevice`):
+    by default a plain decoder of ``config.protocol``; an OpenBCI Cyton or a Myo's BLED112
+    dongle is a device that is also talked to (handshake, start/stop, reconnect).
+    """
 
     kind = "serial"
     pushes = True
 
     def __init__(self, config: SerialConfig, clock: Callable[[], float],
                  on_chunks: ChunkSink = lambda chunks: None,
-                 on_event: EventSink | None = None) -> None:
+                 on_event: EventSink | None = None, device: SerialDevice | None = None,
+                 on_imu: ImuSink | None = None) -> None:
         self.config = config
-        self.sample_rate_hz = float(config.sample_rate_hz)
-        self.decoder: Decoder = make_decoder(config.protocol, config.text, config.binary)
-        self.num_channels = self.decoder.num_channels
-        self.channel_names = list(default_channel_names(self.num_channels))
+        self.device = device or DecoderDevice(
+            make_decoder(config.protocol, config.text, config.binary), config.sample_rate_hz)
+        self.kind = self.device.kind
+        self.has_imu = self.device.has_imu and on_imu is not None
+        self.follows_prompts = self.device.follows_prompts
+        self.sample_rate_hz = float(self.device.sample_rate_hz)
+        self.num_channels = self.device.num_channels
+        self.channel_names = list(getattr(self.device, "channel_names", None)
+                                  or default_channel_names(self.num_channels))
         self.chunk_len = int(config.chunk_len)
-        # a stream that stops must not hold its last samples back; short USB stalls must
-        # not cut chunks short either
-        self.idle_flush_s = max(4.0 * self.chunk_len / self.sample_rate_hz, 0.1)
-        self.indexer = StreamIndexer(max_gap=int(max(10.0 * self.sample_rate_hz, 1000)))
-        self.clock = SampleClock(self.sample_rate_hz)
-        self.chunker = Chunker(self.chunk_len, self.num_channels)
-        self.streaming = False
-        self.samples_decoded = 0
-        self.samples_discarded_inactive = 0
-        self.samples_lost_disconnected = 0
-        self.sink_errors = 0
-        self._on_chunks = on_chunks
         self._on_event = on_event or (lambda level, msg: None)
-        self._clock_fn = clock
-        self._lock = threading.Lock()  # decoder/indexer/chunker state vs. stats readers
-        self._last_stamp_ns = -(1 << 62)
-        self._time_origin: float | None = None  # first device timestamp (text time column)
-        self._last_data_arrival: float | None = None
-        self._lost = False
+        self.pipeline = SamplePipeline(self.sample_rate_hz, self.chunk_len, self.num_channels,
+                                       on_chunks, clock, self._on_event,
+                                       on_imu if self.has_imu else None)
         self._reported: dict[str, int] = {}  # watched counters at the last health() call
         self.reader = SerialReader(
             config.port, config.baud_rate, self._on_data, clock=clock, on_event=self._on_event,
-            on_idle=self._on_idle, on_disconnect=self._on_disconnect,
-            read_delay=self.read_delay,
+            on_idle=self._on_idle, on_connect=self._on_connect,
+            on_disconnect=self._on_disconnect, read_delay=self.read_delay,
             read_timeout_s=config.read_timeout_s, backoff_max_s=config.reconnect_max_s)
+        self._clock_fn = clock
+
+    @property
+    def decoder(self):
+        """The device's decoder statistics holder (text / binary: the decoder itself)."""
+        return getattr(self.device, "decoder", self.device)
 
     @property
     def hardware_id(self) -> str:
         return self.config.port
 
     def describe(self) -> str:
-        return (f"{super().describe()}, {self.config.protocol} protocol on {self.config.port} "
-                f"at {self.config.baud_rate} baud")
+        what = self.device.describe() or f"{self.config.protocol} protocol"
+        return (f"{super().describe()}, {what} on {self.config.port} at "
+                f"{self.config.baud_rate} baud")
 
     # --- control (executor thread) ---------------------------------------------------
 
@@ -377,14 +392,20 @@ class SerialSource(Source):
         self._set_streaming(False)
 
     def close(self) -> None:
-        """Stop the reader thread (no callback runs after this returns) and close the port."""
+        """Leave the device clean (a Myo: disconnected), stop the reader thread (no callback
+        runs after this returns) and close the port."""
+        with self.pipeline.lock:
+            self.device.closing(self.reader.write)
         self.reader.stop()
 
+    def follow_prompt(self, pose: str) -> None:
+        with self.pipeline.lock:
+            self.device.follow_prompt(pose, self.reader.write)
+
     def _set_streaming(self, on: bool) -> None:
-        with self._lock:
-            self.streaming = bool(on)
-            if not on:
-                self.chunker.flush()  # paused: held samples are not published
+        self.pipeline.set_streaming(on)
+        with self.pipeline.lock:
+            self.device.set_streaming(on, self.reader.write)
 
     # --- reader thread ---------------------------------------------------------------
 
@@ -392,91 +413,52 @@ class SerialSource(Source):
 
     def read_delay(self) -> float:
         """How long the reader may wait before its next read without delaying a chunk: the
-        time until the current chunk can complete at the nominal rate, less a margin.
+        time until the sample before the one that completes the current chunk is due at the
+        nominal rate, less a margin.
 
         Reading only when a chunk can complete halves the reads of a steady stream (and
-        their CPU); the completing sample still finds the reader waiting in ``select``."""
-        if not self.streaming or self._lost:
+        their CPU); the completing sample still finds the reader waiting in ``select``,
+        even at low rates (250 Hz: a sample every 4 ms, more than the margin) and when the
+        last read came late after its sample."""
+        if not self.pipeline.streaming or self.pipeline.lost:
             return 0.0
-        remaining = self.chunk_len - self.chunker.pending
-        return max(0.0, remaining / self.sample_rate_hz - self.READ_MARGIN_S)
+        remaining = self.pipeline.samples_until_chunk()
+        return max(0.0, (remaining - 1) / self.sample_rate_hz - self.READ_MARGIN_S)
+
+    def _on_connect(self, first: bool) -> None:
+        with self.pipeline.lock:
+            self.device.connected(self.reader.write, self._clock_fn())
 
     def _on_disconnect(self) -> None:
-        with self._lock:
-            self._emit(self.chunker.flush())
-            self.decoder.reset()
-            self._lost = True
+        self.pipeline.interrupted()
+        with self.pipeline.lock:
+            self.device.reset()
 
     def _on_idle(self, now_s: float) -> None:
-        # a stream that paused must not hold its last samples back
-        if self.chunker.pending and self._last_data_arrival is not None and (
-                now_s - self._last_data_arrival > self.idle_flush_s):
-            with self._lock:
-                self._emit(self.chunker.flush())
+        with self.pipeline.lock:
+            self.device.tick(now_s, self.reader.write)
+        self._check_link()
+        self.pipeline.idle(now_s)
+
+    def _check_link(self) -> None:
+        if self.device.link_lost:
+            self.device.link_lost = False
+            self.pipeline.interrupted()
 
     def _on_data(self, data: bytes, arrival_s: float) -> None:
-        with self._lock:
-            self._last_data_arrival = arrival_s
-            batch = self.decoder.feed(data)
-            n = len(batch)
-            if n == 0:
-                return
-            counters = batch.counters
-            modulus = batch.counter_modulus
-            if counters is None and batch.device_times_s is not None:
-                if self._time_origin is None:
-                    self._time_origin = float(batch.device_times_s[0])
-                counters = counters_from_times(batch.device_times_s, self.sample_rate_hz,
-                                               self._time_origin)
-                modulus = 0
-            if self._lost:
-                self._resume_after_loss(arrival_s, n)
-            keep, idx = self.indexer.assign(n, counters, modulus)
-            values = batch.values if keep.all() else batch.values[keep]
-            if len(idx) == 0:
-                return
-            self.samples_decoded += len(idx)
-            self.clock.observe(int(idx[-1]), arrival_s)
-            if not self.streaming:
-                self.samples_discarded_inactive += len(idx)
-                return
-            self._emit(self.chunker.push(idx, values))
-
-    def _resume_after_loss(self, arrival_s: float, n_new: int) -> None:
-        """First data after a reconnect: mark the time without samples as a gap."""
-        self._lost = False
-        self._time_origin = None
-        skip = 0
-        if self.clock.anchored:
-            expected = self.clock.time_of(self.indexer.next_index)
-            first_new = arrival_s - (n_new - 1) / self.sample_rate_hz
-            skip = max(0, int(round((first_new - expected) * self.sample_rate_hz)))
-        self.samples_lost_disconnected += skip
-        self.indexer.restart(skip)
-        self.clock.reset()
-
-    def _emit(self, chunks: list[Chunk]) -> None:
-        if not chunks:
-            return
-        for chunk in chunks:
-            stamp = float(self.clock.time_of(chunk.first_index)) if self.clock.anchored \
-                else self._clock_fn()
-            # stamps strictly increase even while the clock model settles
-            stamp_ns = max(int(round(stamp * 1e9)), self._last_stamp_ns + 1000)
-            self._last_stamp_ns = stamp_ns
-            chunk.stamp_ns = stamp_ns
-        try:
-            self._on_chunks(chunks)
-        except Exception as exc:  # a failing sink must not stop the reader
-            self.sink_errors += 1
-            if self.sink_errors == 1:
-                self._on_event("error", f"publishing a chunk failed: {exc!r}")
+        with self.pipeline.lock:
+            batch = self.device.feed(data, arrival_s)
+            self.device.tick(arrival_s, self.reader.write)
+        # samples decoded before a link loss in the same read belong to the old link
+        self.pipeline.push(batch.values, arrival_s, batch.counters, batch.counter_modulus,
+                           batch.device_times_s, batch.imu)
+        self._check_link()
 
     # --- status ----------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """Counters for /diagnostics (read from any thread)."""
-        d: dict[str, Any] = dict(self.decoder.stats.as_dict())
+        d: dict[str, Any] = dict(self.device.stats.as_dict())
         d.update({
             "connected": self.reader.connected,
             "port": self.config.port,
@@ -484,29 +466,164 @@ class SerialSource(Source):
             "disconnects": self.reader.stats.disconnects,
             "open_failures": self.reader.stats.open_failures,
             "last_error": self.reader.last_error,
-            "dropped_samples": self.indexer.stats.dropped_samples,
-            "duplicate_samples": self.indexer.stats.duplicate_samples,
-            "counter_resets": self.indexer.stats.counter_resets,
-            "samples_lost_disconnected": self.samples_lost_disconnected,
             "queue_depth_bytes": self.reader.bytes_waiting(),
-            "pending_samples": self.chunker.pending,
-            "clock_drift_ppm": round(self.clock.drift_ppm, 1),
+            **self.pipeline.status(),
+            **self.device.status(),
         })
         return d
 
     def health(self, active: bool) -> tuple[str, str] | None:
-        """Disconnected: an error; counters grown since the last call: a warning (errors
-        that keep growing keep warning)."""
-        values = self.status()
-        new = []
-        for key in SERIAL_WATCHED:
-            now = int(values.get(key, 0))
-            grown = now - self._reported.get(key, 0)
-            self._reported[key] = now
-            if grown > 0:
-                new.append(f"{grown} new {key.replace('_', ' ')}")
+        """Disconnected: an error; the device's own complaint; counters grown since the last
+        call: a warning (errors that keep growing keep warning)."""
+        new = grown_counters(self.status(), self._reported)
         if not self.reader.connected:
             return "error", self.reader.last_error or f"serial port {self.config.port} lost"
+        device = self.device.health()
+        if device is not None and device[0] != "ok":
+            return device
+        if new and active:
+            return "warn", "; ".join(new)
+        return "ok", device[1] if device is not None else "connected"
+
+
+# --- live libraries (BrainFlow, LSL) ---------------------------------------------------
+
+
+class LibrarySource(Source):
+    """A device read through a vendor library on a thread of its own.
+
+    Subclasses implement ``_connect()`` (raise with the reason), ``_read(now_s) -> int``
+    (samples pushed into ``self.pipeline``) and ``_disconnect()``. The thread reads every
+    ``poll_s``; when nothing arrives for ``stall_timeout_s`` it reports the stall,
+    disconnects and reconnects with a backoff (0.05 s doubling to ``reconnect_max_s``), and
+    the time without samples becomes a gap in the stream index.
+    """
+
+    pushes = True
+
+    def __init__(self, sample_rate_hz: float, num_channels: int, chunk_len: int,
+                 clock: Callable[[], float], on_chunks: ChunkSink, on_event: EventSink,
+                 stall_timeout_s: float = 2.0, reconnect_max_s: float = 0.5,
+                 poll_s: float = 0.002) -> None:
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.num_channels = int(num_channels)
+        self.chunk_len = int(chunk_len)
+        self.channel_names = list(default_channel_names(self.num_channels))
+        self.stall_timeout_s = float(stall_timeout_s)
+        self.reconnect_max_s = float(reconnect_max_s)
+        self.poll_s = float(poll_s)
+        self._clock = clock
+        self._on_event = on_event
+        self.pipeline = SamplePipeline(self.sample_rate_hz, self.chunk_len, self.num_channels,
+                                       on_chunks, clock, on_event)
+        self.connected = False
+        self.last_error = ""
+        self.open_failures = 0
+        self.reconnects = 0
+        self.stalls = 0
+        self._reported: dict[str, int] = {}
+        self._ever_connected = False
+        self._last_data = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _connect(self) -> None:
+        raise NotImplementedError
+
+    def _read(self, now_s: float) -> int:
+        raise NotImplementedError
+
+    def _disconnect(self) -> None:
+        raise NotImplementedError
+
+    def open(self) -> str:
+        problem = self._try_connect()
+        self._thread = threading.Thread(target=self._run, name=f"{self.kind}_reader",
+                                        daemon=True)
+        self._thread.start()
+        return problem
+
+    def start(self, now_ns: int) -> None:
+        self.pipeline.set_streaming(True)
+
+    def stop(self) -> None:
+        self.pipeline.set_streaming(False)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+            self._thread = None
+        if self.connected:
+            self._safely(self._disconnect)
+            self.connected = False
+
+    def _safely(self, fn) -> str:
+        try:
+            fn()
+        except Exception as exc:  # the library's own errors: reported, never fatal
+            return f"{type(exc).__name__}: {exc}"
+        return ""
+
+    def _try_connect(self) -> str:
+        problem = self._safely(self._connect)
+        if problem:
+            self.open_failures += 1
+            if problem != self.last_error:
+                self._on_event("error", f"{self.kind}: {problem}; retrying")
+            self.last_error = problem
+            return problem
+        if self._ever_connected:
+            self.reconnects += 1
+            self._on_event("info", f"{self.kind}: streaming again")
+        self._ever_connected = True
+        self.connected = True
+        self.last_error = ""
+        self._last_data = self._clock()
+        return ""
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            if not self.connected:
+                if self._try_connect():
+                    self._stop.wait(backoff)
+                    backoff = min(2 * backoff, self.reconnect_max_s)
+                    continue
+                backoff = 0.05
+            now = self._clock()
+            problem = ""
+            try:
+                got = self._read(now)
+            except Exception as exc:  # a lost stream (LSL LostError), a library error
+                got, problem = 0, f"{type(exc).__name__}: {exc}"
+            if got:
+                self._last_data = now
+            elif not problem and now - self._last_data > self.stall_timeout_s:
+                problem = f"no samples for {now - self._last_data:.1f} s"
+            if problem:
+                self.stalls += 1
+                self.last_error = problem
+                self._on_event("warn", f"{self.kind}: {problem}; reconnecting")
+                self._safely(self._disconnect)
+                self.connected = False
+                self.pipeline.interrupted()
+                continue
+            if not got:
+                self.pipeline.idle(now)
+            self._stop.wait(self.poll_s)
+
+    def status(self) -> dict[str, Any]:
+        return {"connected": self.connected, "last_error": self.last_error,
+                "reconnects": self.reconnects, "open_failures": self.open_failures,
+                "stalls": self.stalls, "samples_decoded": self.pipeline.samples_decoded,
+                **self.pipeline.status()}
+
+    def health(self, active: bool) -> tuple[str, str] | None:
+        """Lost: an error; dropped samples since the last call: a warning."""
+        new = grown_counters(self.pipeline.status(), self._reported)
+        if not self.connected:
+            return "error", self.last_error or f"{self.kind} not connected"
         if new and active:
             return "warn", "; ".join(new)
         return "ok", "connected"
@@ -516,14 +633,18 @@ class SerialSource(Source):
 
 
 def make_source(settings, *, arrival_clock: Callable[[], float], on_chunks: ChunkSink,
-                on_event: EventSink) -> Source:
+                on_event: EventSink, on_imu: ImuSink | None = None) -> Source:
     """The source the settings (:class:`~emg_driver.params.DriverSettings`) ask for, with
     the channel names it asks for. Raises ValueError / DataError with the reason."""
     v = settings.values
     src: Source
+    imu_sink = on_imu if v["publish_imu"] else None
+    serial_kw = dict(port=v["port"], baud_rate=v["baud_rate"], read_timeout_s=v["timeout_s"],
+                     reconnect_max_s=v["reconnect_max_s"])
     if settings.source == "sim":
         src = SimSource(ArmbandSimulator(settings.sim_config(), seed=v["seed"]),
                         settings.chunk_len())
+        src.follows_prompts = v["follow_prompts"]
     elif settings.source == "replay":
         rec = load_recording(v["file"], v["format"],
                              scale_v_per_unit=v["replay_scale_v_per_unit"] or None,
@@ -536,12 +657,44 @@ def make_source(settings, *, arrival_clock: Callable[[], float], on_chunks: Chun
         for problem in problems:
             on_event("warn", f"{rec.source}: {problem}; replayed as dropped samples")
     elif settings.source == "serial":
-        cfg = SerialConfig(
-            port=v["port"], baud_rate=v["baud_rate"], protocol=v["protocol"],
-            sample_rate_hz=settings.sample_rate_hz, chunk_len=settings.chunk_len(),
-            text=settings.text_config(), binary=settings.binary_config(),
-            read_timeout_s=v["timeout_s"], reconnect_max_s=v["reconnect_max_s"])
+        cfg = SerialConfig(protocol=v["protocol"], sample_rate_hz=settings.sample_rate_hz,
+                           chunk_len=settings.chunk_len(), text=settings.text_config(),
+                           binary=settings.binary_config(), **serial_kw)
         src = SerialSource(cfg, clock=arrival_clock, on_chunks=on_chunks, on_event=on_event)
+    elif settings.source in ("cyton", "myo"):
+        device: SerialDevice
+        if settings.source == "cyton":
+            from .openbci import CytonDevice
+
+            device = CytonDevice(settings.cyton_config())
+        else:
+            from .myo import MyoDevice
+
+            device = MyoDevice(v["myo_address"], imu=imu_sink is not None,
+                               vibrate_on_prompt=v["vibrate_on_prompt"])
+        cfg = SerialConfig(sample_rate_hz=device.sample_rate_hz,
+                           chunk_len=settings.chunk_len(device.sample_rate_hz), **serial_kw)
+        src = SerialSource(cfg, clock=arrival_clock, on_chunks=on_chunks, on_event=on_event,
+                           device=device, on_imu=imu_sink)
+    elif settings.source == "brainflow":
+        from .brainflow_source import BrainFlowSource
+
+        params = {"serial_port": v["brainflow_serial_port"],
+                  "mac_address": v["brainflow_mac_address"],
+                  "ip_address": v["brainflow_ip_address"], "ip_port": v["brainflow_ip_port"],
+                  "serial_number": v["brainflow_serial_number"],
+                  "other_info": v["brainflow_other_info"], "timeout": v["brainflow_timeout_s"]}
+        src = BrainFlowSource(v["brainflow_board"], params, v["brainflow_channels"],
+                              settings.chunk_ms, arrival_clock, on_chunks, on_event,
+                              stall_timeout_s=v["stall_timeout_s"],
+                              reconnect_max_s=v["reconnect_max_s"])
+    elif settings.source == "lsl":
+        from .lsl_source import LslSource
+
+        src = LslSource(v["lsl_name"], v["lsl_type"], v["lsl_source_id"],
+                        v["lsl_resolve_timeout_s"], v["scale_v_per_unit"], settings.chunk_ms,
+                        arrival_clock, on_chunks, on_event,
+                        stall_timeout_s=v["stall_timeout_s"], reconnect_max_s=v["reconnect_max_s"])
     else:
         raise ValueError(f"unknown source {settings.source!r}")
     if settings.channel_names:
@@ -552,5 +705,5 @@ def make_source(settings, *, arrival_clock: Callable[[], float], on_chunks: Chun
     return src
 
 
-__all__ = ["PacedSource", "ReplaySource", "SerialConfig", "SerialSource", "SimSource", "Source",
-           "make_source"]
+__all__ = ["LibrarySource", "PacedSource", "ReplaySource", "SerialConfig", "SerialSource",
+           "SimSource", "Source", "make_source"]

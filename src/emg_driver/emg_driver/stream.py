@@ -36,6 +36,24 @@ class Chunk:
         return self.first_index + self.num_samples
 
 
+@dataclass
+class ImuReading:
+    """One IMU reading of an armband, in SI units (REP-103), for ``imu/raw``.
+
+    orientation_xyzw: unit quaternion (x, y, z, w) or None (not measured);
+    angular_velocity: (3,) [rad/s] or None; linear_acceleration: (3,) [m/s^2] or None.
+    sample: position, in the decoded batch it came with, of the EMG sample measured at the
+    same time (or the latest before it; -1: none in that batch), which gives its stamp.
+    stamp_ns: acquisition time [ns on the node's clock]; -1 until the source stamps it.
+    """
+
+    orientation_xyzw: tuple[float, float, float, float] | None = None
+    angular_velocity: tuple[float, float, float] | None = None
+    linear_acceleration: tuple[float, float, float] | None = None
+    sample: int = -1
+    stamp_ns: int = -1
+
+
 def chunk_len_for(chunk_ms: float, sample_rate_hz: float) -> int:
     """Samples per chunk: ``chunk_ms`` of samples, at least 1."""
     return max(1, int(round(chunk_ms * 1e-3 * sample_rate_hz)))
@@ -117,4 +135,4 @@ class Chunker:
         return [chunk]
 
 
-__all__ = ["Chunk", "Chunker", "chunk_len_for"]
+__all__ = ["Chunk", "Chunker", "ImuReading", "chunk_len_for"]

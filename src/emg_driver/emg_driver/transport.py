@@ -124,6 +124,7 @@ class SerialReader:
         self._ser: serial.Serial | None = None
         self._fd = -1
         self._stop = threading.Event()
+        self._write_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._ever_connected = False
         self._lost_at: float | None = None
@@ -142,6 +143,19 @@ class SerialReader:
             return int(ser.in_waiting)
         except (OSError, serial.SerialException, TypeError, ValueError):
             return -1
+
+    def write(self, data: bytes) -> bool:
+        """Send ``data`` to the device (commands); False when the port is not open or the
+        write failed (a lost port is noticed and reopened by the reader thread)."""
+        ser = self._ser
+        if ser is None:
+            return False
+        try:
+            with self._write_lock:
+                ser.write(data)
+            return True
+        except (OSError, serial.SerialException, TypeError, ValueError):
+            return False
 
     def try_open(self) -> str:
         """Open the port now (from the caller's thread, before :meth:`start`).

@@ -6,55 +6,17 @@ the workspace harness (emg_hand_testing's pytest plugin).
 
 from __future__ import annotations
 
-import os
-import pty
 import sys
 import time
-import tty
-from pathlib import Path
 
 import pytest
 
+from emg_driver.emulators.pty import PtyPort
 
-class PtyArmband:
-    """The far end of a serial cable: a pseudo-terminal pair behind a stable symlink.
 
-    The driver opens ``port`` (a symlink, like /dev/serial/by-id/...), pyserial sees a real
-    tty; the test writes bytes into the master side. ``unplug()`` closes the pty (the
-    driver's reads fail with EIO, the device node disappears); ``replug()`` creates a new pty
-    and points the symlink at it, as udev does when the armband comes back.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.port = str(directory / "ttyEMG0")
-        self.master: int | None = None
-        self.slave: int | None = None
-        self.replug()
-
-    def replug(self) -> None:
-        master, slave = pty.openpty()
-        tty.setraw(slave)  # no echo, no line editing, even before the driver configures it
-        tmp = self.port + ".tmp"
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, self.port)
-        self.master, self.slave = master, slave
-
-    def unplug(self) -> None:
-        for fd in (self.master, self.slave):
-            if fd is not None:
-                os.close(fd)
-        self.master = self.slave = None
-        if os.path.lexists(self.port):
-            os.unlink(self.port)
-
-    def write(self, data: bytes) -> None:
-        assert self.master is not None, "armband unplugged"
-        view = memoryview(data)
-        while view:
-            n = os.write(self.master, view)
-            view = view[n:]
+class PtyArmband(PtyPort):
+    """The far end of a serial cable (``emg_driver.emulators.pty.PtyPort``) that the test
+    writes an armband's bytes into."""
 
     def write_paced(self, chunks: list[bytes], rate_per_s: float) -> list[float]:
         """Write ``chunks`` one after another at ``rate_per_s`` chunks per second; return
@@ -75,9 +37,6 @@ class PtyArmband:
             return done
         finally:
             sys.setswitchinterval(interval)
-
-    def close(self) -> None:
-        self.unplug()
 
 
 @pytest.fixture

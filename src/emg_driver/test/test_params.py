@@ -30,6 +30,9 @@ def test_every_parameter_has_a_description_and_a_valid_default():
     ("text_channel_columns", [0, 0, 1], "distinct"),
     ("channel_gains", [1.0, -1.0], "finite and > 0"),
     ("autostart", 1, "expected true or false"),
+    ("cyton_gains", [24, 3], r"among \(1, 2, 4, 6, 8, 12, 24\)"),
+    ("myo_address", "C8:2F", "not a Bluetooth address"),
+    ("brainflow_board", " ", "must not be empty"),
 ])
 def test_bad_values_are_refused_with_a_clear_message(name, value, message):
     with pytest.raises(ValueError, match=message) as info:
@@ -51,6 +54,7 @@ def test_ints_are_accepted_for_doubles_and_empty_arrays_of_any_type():
     ({"source": "replay"}, "needs the parameter 'file'"),
     ({"channel_names": ["a", "b"]}, "2 names but num_channels is 8"),
     ({"source": "sim", "channel_gains": [1.0, 2.0]}, "one per channel"),
+    ({"source": "cyton", "cyton_daisy": True, "cyton_gains": [24] * 8}, "lists 8 gains"),
 ])
 def test_inconsistent_combinations_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
@@ -72,3 +76,28 @@ def test_readme_documents_every_parameter():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     missing = [p.name for p in PARAMS if f"| `{p.name}` |" not in readme]
     assert not missing, f"parameters missing from the README's table: {missing}"
+
+
+def test_device_presets_are_valid_parameter_files():
+    from pathlib import Path
+
+    import yaml
+
+    from emg_hand_core.units import MYO_VOLTS_PER_COUNT
+
+    presets = sorted((Path(__file__).resolve().parents[1] / "config" / "devices").glob("*.yaml"))
+    names = {p.stem for p in presets}
+    assert {"cyton", "cyton_daisy", "myo_bled112", "brainflow_synthetic", "lsl",
+            "myoware_arduino_text", "myo_serial_text"} <= names
+    for path in presets:
+        text = path.read_text()
+        assert text.startswith("#"), f"{path.name} must say what it is"
+        data = yaml.safe_load(text)
+        assert list(data) == ["/**"] and list(data["/**"]) == ["ros__parameters"], path.name
+        values = data["/**"]["ros__parameters"]
+        settings = build_settings(values)  # every value valid
+        # rcl cannot type an empty list in a parameter file (the node would get None)
+        assert not [k for k, v in values.items() if v == []], path.name
+        assert settings.source in text
+    myo_text = yaml.safe_load((presets[0].parent / "myo_serial_text.yaml").read_text())
+    assert myo_text["/**"]["ros__parameters"]["scale_v_per_unit"] == MYO_VOLTS_PER_COUNT

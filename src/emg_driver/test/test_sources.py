@@ -32,7 +32,7 @@ def test_timestamp_column_gaps_become_index_gaps():
     src._on_idle(101.0)  # silence: the held partial chunk goes out
     idx = [i for c in chunks for i in range(c.first_index, c.end_index)]
     assert idx == [0, 1, 2, 3, 6, 7, 8, 9]
-    assert src.indexer.stats.dropped_samples == 2
+    assert src.pipeline.indexer.stats.dropped_samples == 2
     assert all(a.stamp_ns < b.stamp_ns for a, b in zip(chunks, chunks[1:]))
 
 
@@ -42,21 +42,23 @@ def test_paused_stream_discards_and_reconnect_marks_the_gap():
     assert [c.first_index for c in chunks] == [0, 4]
     src.stop()
     src._on_data(b"".join(encode_text_line([k, k], counter=k) for k in range(8, 12)), 10.04)
-    assert len(chunks) == 2 and src.samples_discarded_inactive == 4
+    assert len(chunks) == 2 and src.pipeline.samples_discarded_inactive == 4
     src.start(0)
     src._on_disconnect()  # unplugged; 2 s later the device is back, its counter restarted
     src._on_data(b"".join(encode_text_line([k, k], counter=k) for k in range(4)), 12.04)
     after = chunks[-1]
     assert after.first_index > 12 + 150  # ~2 s at 100 Hz marked as a gap, not hidden
-    assert src.samples_lost_disconnected == after.first_index - 12
+    assert src.pipeline.samples_lost_disconnected == after.first_index - 12
     np.testing.assert_allclose(after.data[:, 0], np.arange(4) * 1e-6)
 
 
 def test_reads_are_scheduled_for_when_a_chunk_can_complete():
     src, _ = text_source()  # 100 Hz, 4 samples per chunk
-    assert src.read_delay() == pytest.approx(4 / 100 - src.READ_MARGIN_S)
-    src._on_data(b"1,1\n2,2\n3,3\n", 1.0)
+    assert src.read_delay() == pytest.approx(3 / 100 - src.READ_MARGIN_S)
+    src._on_data(b"1,1\n2,2\n", 1.0)
     assert src.read_delay() == pytest.approx(1 / 100 - src.READ_MARGIN_S)
+    src._on_data(b"3,3\n", 1.01)
+    assert src.read_delay() == 0.0  # the completing sample: wait for it in select
     src.stop()
     assert src.read_delay() == 0.0  # paused: keep draining the port
 

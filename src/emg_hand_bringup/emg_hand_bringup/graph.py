@@ -15,8 +15,11 @@ no launch; ``ament_index_python`` only, to find installed files and packages.
 | ``robot_hand_state_publisher`` | robot_state_publisher (if installed) | - (the profile's URDF) |
 | ``hand_sim`` (``robot:=sim``) | hand_sim / hand_sim | ``hand_sim.yaml`` |
 
-Launch arguments override the parameter files: ``source``, ``follow_prompts`` and
-``controller_enabled`` always, the others (``port``, ``model``, ...) when not empty.
+Launch arguments override the parameter files: ``follow_prompts`` and
+``controller_enabled`` always, the others (``source``, ``port``, ``model``, ...) when not
+empty. ``device`` adds a device preset of emg_driver (``share/emg_driver/config/devices/
+<device>.yaml``: source, port, rates, scales of one armband) after emg_driver.yaml and
+before ``driver_params_file``.
 Frames follow the namespace: under ``left`` the armband frame is ``left/armband``, the
 hand ``left/hand_base`` (visualizer and robot_state_publisher ``frame_prefix`` ``left/``).
 The robot hand of the controller's profile has its own robot_state_publisher
@@ -41,6 +44,7 @@ from ament_index_python.packages import (
     get_package_share_directory,
 )
 
+from emg_driver.params import PROTOCOLS, SOURCES
 from emg_hand_core.topics import (
     ROBOT_COMMANDED_JOINT_STATES_TOPIC,
     ROBOT_DESCRIPTION_TOPIC,
@@ -50,8 +54,6 @@ from emg_hand_core.topics import (
 PACKAGE = "emg_hand_bringup"
 ROBOT_FRAME_PREFIX = "robot_hand/"  # the robot hand's frames, after the namespace's prefix
 
-SOURCES = ("sim", "serial", "replay")
-PROTOCOLS = ("text", "binary")
 WEARERS = ("a", "b")  # the simulator's wearer presets
 CONTROLLER_OUTPUTS = ("forward_position", "joint_trajectory", "serial", "none")
 CONTROLLER_PROFILES = ("prosthetic_6", "four_finger_16", "human")
@@ -231,7 +233,8 @@ class TeleopOptions:
     use_sim_time: bool = False
     log_level: str = "info"
     driver: bool = True
-    source: str = "sim"
+    source: str = ""
+    device: str = ""
     port: str = ""
     protocol: str = ""
     replay_file: str = ""
@@ -275,7 +278,8 @@ class TeleopOptions:
         """Raise GraphError naming every argument with a value outside its choices."""
         problems = []
         for name, value, allowed in (
-                ("source", self.source, SOURCES), ("protocol", self.protocol, ("", *PROTOCOLS)),
+                ("source", self.source, ("", *SOURCES)),
+                ("protocol", self.protocol, ("", *PROTOCOLS)),
                 ("wearer", self.wearer, ("", *WEARERS)),
                 ("controller_output", self.controller_output, ("", *CONTROLLER_OUTPUTS)),
                 ("log_level", self.log_level, LOG_LEVELS), ("robot", self.robot, ROBOTS)):
@@ -290,8 +294,38 @@ class TeleopOptions:
         if self.robot == "sim" and self.controller_output in ("serial", "none"):
             problems.append(f"robot:=sim reads the controller's command topics: "
                             f"controller_output must be one of {SIM_OUTPUTS}")
+        if self.driver and self.device:
+            try:
+                device_file(self.device)
+            except FileNotFoundError as err:
+                problems.append(str(err))
         if problems:
             raise GraphError("; ".join(problems))
+
+
+DEVICE_PACKAGE, DEVICE_DIR = "emg_driver", ("config", "devices")
+
+
+def device_presets() -> list[str]:
+    """The device presets emg_driver installs (share/emg_driver/config/devices/*.yaml)."""
+    try:
+        folder = Path(share_file(DEVICE_PACKAGE, *DEVICE_DIR))
+    except FileNotFoundError:
+        return []
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def device_file(device: str) -> str:
+    """The parameter file of ``device``: a preset name or a path to a YAML file."""
+    path = Path(device).expanduser()
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return str(path)
+    try:
+        return share_file(DEVICE_PACKAGE, *DEVICE_DIR, f"{device}.yaml")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"device:={device!r} is not a preset of emg_driver (one of "
+                                f"{', '.join(device_presets()) or 'none installed'}) nor a "
+                                "YAML file") from None
 
 
 @dataclass
@@ -355,11 +389,14 @@ def teleop_graph(opts: TeleopOptions) -> Graph:
 
     armband = prefix + opts.armband_frame
     if opts.driver:
+        files = [_params_file(opts.driver_params_file, "emg_driver")]
+        if opts.device:  # after the defaults, before the user's own file
+            files.insert(len(files) - bool(opts.driver_params_file), device_file(opts.device))
         add("emg_driver", "emg_driver", "emg_driver",
-            {"source": opts.source, "frame_id": armband, "follow_prompts": opts.follow_prompts,
-             **_non_empty(port=opts.port, protocol=opts.protocol, file=opts.replay_file,
-                          wearer=opts.wearer)},
-            [_params_file(opts.driver_params_file, "emg_driver")])
+            {"frame_id": armband, "follow_prompts": opts.follow_prompts,
+             **_non_empty(source=opts.source, port=opts.port, protocol=opts.protocol,
+                          file=opts.replay_file, wearer=opts.wearer)},
+            files)
     if opts.pose_node:
         add("emg_pose_node", "emg_pose", "emg_pose",
             {"frame_id": prefix + "hand_base", **_non_empty(model=opts.model)},

@@ -10,3 +10,6 @@ MYO_VOLTS_PER_COUNT = 1.0e-5
 this scale puts its full range (+-128 counts) at about +-1.3 mV, a surface-EMG amplitude,
 and is the same for Myo recordings (myo_readings), the serial Myo preset and the Myo source,
 so a model trained on one runs on the others."""
+
+STANDARD_GRAVITY = 9.80665
+"""Metres per second squared per g (accelerometers reporting in g: Myo, OpenBCI Cyton)."""
