@@ -301,6 +301,7 @@ class SerialConfig:
     binary: BinaryConfig = BinaryConfig()
     read_timeout_s: float = 0.02
     reconnect_max_s: float = 0.5
+    stale_timeout_s: float = 3.0
 
     @property
     def num_channels(self) -> int:
@@ -351,7 +352,8 @@ class SerialSource(Source):
             config.port, config.baud_rate, self._on_data, clock=clock, on_event=self._on_event,
             on_idle=self._on_idle, on_disconnect=self._on_disconnect,
             read_delay=self.read_delay,
-            read_timeout_s=config.read_timeout_s, backoff_max_s=config.reconnect_max_s)
+            read_timeout_s=config.read_timeout_s, backoff_max_s=config.reconnect_max_s,
+            stale_timeout_s=config.stale_timeout_s)
 
     @property
     def hardware_id(self) -> str:
@@ -483,6 +485,7 @@ class SerialSource(Source):
             "reconnects": self.reader.stats.reconnects,
             "disconnects": self.reader.stats.disconnects,
             "open_failures": self.reader.stats.open_failures,
+            "stale_reopens": self.reader.stats.stale_reopens,
             "last_error": self.reader.last_error,
             "dropped_samples": self.indexer.stats.dropped_samples,
             "duplicate_samples": self.indexer.stats.duplicate_samples,
@@ -495,8 +498,9 @@ class SerialSource(Source):
         return d
 
     def health(self, active: bool) -> tuple[str, str] | None:
-        """Disconnected: an error; counters grown since the last call: a warning (errors
-        that keep growing keep warning)."""
+        """Disconnected, or a port that sends nothing since it was reopened (stale): an
+        error; counters grown since the last call: a warning (errors that keep growing keep
+        warning)."""
         values = self.status()
         new = []
         for key in SERIAL_WATCHED:
@@ -505,6 +509,8 @@ class SerialSource(Source):
             self._reported[key] = now
             if grown > 0:
                 new.append(f"{grown} new {key.replace('_', ' ')}")
+        if self.reader.stale:
+            return "error", self.reader.last_error
         if not self.reader.connected:
             return "error", self.reader.last_error or f"serial port {self.config.port} lost"
         if new and active:
@@ -540,7 +546,8 @@ def make_source(settings, *, arrival_clock: Callable[[], float], on_chunks: Chun
             port=v["port"], baud_rate=v["baud_rate"], protocol=v["protocol"],
             sample_rate_hz=settings.sample_rate_hz, chunk_len=settings.chunk_len(),
             text=settings.text_config(), binary=settings.binary_config(),
-            read_timeout_s=v["timeout_s"], reconnect_max_s=v["reconnect_max_s"])
+            read_timeout_s=v["timeout_s"], reconnect_max_s=v["reconnect_max_s"],
+            stale_timeout_s=v["stale_timeout_s"])
         src = SerialSource(cfg, clock=arrival_clock, on_chunks=on_chunks, on_event=on_event)
     else:
         raise ValueError(f"unknown source {settings.source!r}")
