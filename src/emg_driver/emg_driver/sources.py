@@ -536,11 +536,13 @@ def make_source(settings, *, arrival_clock: Callable[[], float], on_chunks: Chun
                              sample_rate_hz=v["replay_sample_rate_hz"] or None)
         src = ReplaySource(rec, settings.chunk_len(rec.sample_rate_hz), speed=v["rate"],
                            loop=v["loop"])
-        problems = [p for p in (rec.meta.get("bad_lines"),) if p]
-        if rec.meta.get("nonfinite_rows"):
-            problems.append(f"{rec.meta['nonfinite_rows']} rows with NaN/inf EMG")
-        for problem in problems:
-            on_event("warn", f"{rec.source}: {problem}; replayed as dropped samples")
+        # one report: the readers count a line that did not parse as a row without EMG too
+        skipped = int(rec.meta.get("nonfinite_rows") or 0)
+        bad_lines = rec.meta.get("bad_lines") or ""
+        if skipped or bad_lines:
+            on_event("warn", f"{rec.source}: {skipped} unreadable row{'s' * (skipped != 1)} "
+                             "(NaN/inf EMG or a line that did not parse) replayed as dropped "
+                             f"samples{'; ' + bad_lines if bad_lines else ''}")
     elif settings.source == "serial":
         cfg = SerialConfig(
             port=v["port"], baud_rate=v["baud_rate"], protocol=v["protocol"],
