@@ -2,6 +2,8 @@
 #
 #   make demo    simulated armband -> live hand pose -> controller, with a status line
 #   make test    lint + every test (unit, package checks, real nodes over DDS)
+#   make fuzz    the property-based fuzz tests with a large budget (FUZZ_EXAMPLES)
+#   make soak    driver -> pose -> controller for SOAK_SECONDS (600) with faults injected
 #
 # Two modes, detected (override with EMG_HAND_ROS=pip|ros):
 #   ros  a sourced ROS 2 Jazzy install (ROS_DISTRO=jazzy and rclpy importable): colcon and
@@ -51,12 +53,14 @@ BUILD_STAMP := install/.emg_hand-built
 BUILD_INPUTS := $(shell find src $(wildcard pip_env) launch config cmake -type f \
 	-not -path '*/__pycache__/*' -not -name '*.pyc' -not -name '*~' 2>/dev/null)
 
-.PHONY: help setup build test lint demo bench clean distclean lock default-model
+.PHONY: help setup build test fuzz soak lint demo bench clean distclean lock default-model
 
 help:
 	@echo "make demo     run the simulated armband -> pose -> controller demo"
 	@echo "make test     lint and run every test"
 	@echo "make setup    create .venv and build the workspace (done by demo/test)"
+	@echo "make fuzz     the fuzz tests (pytest -m fuzz) with FUZZ_EXAMPLES (5000) examples each"
+	@echo "make soak     driver -> pose -> controller under random faults, SOAK_SECONDS (600)"
 	@echo "make bench    run the benchmarks; BENCH_QUICK=1 for a short run"
 	@echo "make lint     ruff only"
 	@echo "make lock     re-resolve requirements/constraints.txt (pip mode)"
@@ -99,6 +103,20 @@ lint: $(VENV_STAMP)
 
 test: lint $(BUILD_STAMP)
 	@$(WITH_ENV) python -m pytest $(PYTEST_ARGS)
+
+# The hypothesis fuzz tests (marked `fuzz`): make test runs them with hypothesis' default
+# 100 examples per property; here the "fuzz" profile (emg_hand_testing's pytest plugin).
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(BUILD_STAMP)
+	@HYPOTHESIS_PROFILE=fuzz FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(WITH_ENV) python -m pytest -m fuzz \
+		--timeout 3600 $(PYTEST_ARGS)
+
+# The soak (scripts/soak.py, not collected by pytest): the three nodes over DDS for
+# SOAK_SECONDS with faults injected at random; exit 1 if a check fails. SOAK_ARGS=--smoke
+# for a ~40 s run, SOAK_ARGS="--json soak.json" for the figures.
+SOAK_SECONDS ?= 600
+soak: $(BUILD_STAMP)
+	@$(WITH_ENV) python scripts/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 demo: $(BUILD_STAMP)
 	@$(WITH_ENV) python scripts/demo.py

@@ -9,9 +9,10 @@ The bag's emg/raw (and hand/reference/joint_states, for the reference ghost) are
 with `ros2 bag play --clock` (or `emg_hand_bag play --clock`) into a fresh emg_pose, so a
 recording can be re-run through another model; with pose_node:=false the recorded
 hand/joint_states and hand/keypoints are played instead. Every node runs with
-use_sim_time:=true on the bag's /clock. No driver runs. Topics are played under their
-recorded names, so replay a bag recorded in namespace `left` with namespace:=left. Every
-teleop.launch.py argument applies too (see --show-args).
+use_sim_time:=true on the bag's /clock. No driver runs, so the driver's arguments of
+teleop.launch.py are not offered; every other one applies (see --show-args). Topics are
+played under their recorded names, so replay a bag recorded in namespace `left` with
+namespace:=left.
 """
 
 from launch import LaunchDescription
@@ -20,7 +21,6 @@ from launch.actions import (
     EmitEvent,
     ExecuteProcess,
     GroupAction,
-    IncludeLaunchDescription,
     LogInfo,
     OpaqueFunction,
     RegisterEventHandler,
@@ -29,12 +29,11 @@ from launch.actions import (
 from launch.conditions import IfCondition
 from launch.event_handlers import OnProcessExit
 from launch.events import Shutdown
-from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node, PushRosNamespace
-from launch_ros.substitutions import FindPackageShare
 
 from emg_hand_bringup import graph
+from emg_hand_bringup.launch_actions import declare, graph_nodes
 
 BOOL = ["true", "false"]
 
@@ -71,8 +70,6 @@ def _player(context):
 
 
 def generate_launch_description():
-    teleop = PathJoinSubstitution(
-        [FindPackageShare("emg_hand_bringup"), "launch", "teleop.launch.py"])
     return LaunchDescription([
         DeclareLaunchArgument(
             "bag", description="rosbag2 folder to play (from record.launch.py, ros2 bag "
@@ -93,7 +90,7 @@ def generate_launch_description():
         DeclareLaunchArgument(
             "exit_at_end", default_value="true", choices=BOOL,
             description="Stop every node when the bag has been played (not with loop)."),
-        # teleop arguments whose defaults differ here (first declaration wins)
+        # teleop arguments whose defaults differ here
         DeclareLaunchArgument(
             "use_sim_time", default_value="true", choices=BOOL,
             description="Use the bag's /clock as every node's time."),
@@ -101,10 +98,11 @@ def generate_launch_description():
             "controller", default_value="false", choices=BOOL,
             description="Also run hand_controller on the replayed poses (disabled until "
                         "~/enable unless controller_enabled:=true)."),
-        IncludeLaunchDescription(PythonLaunchDescriptionSource(teleop),
-                                 launch_arguments={"driver": "false"}.items()),
+        # the rest of teleop's, without the driver's: no driver runs here
+        *declare(graph.teleop_arguments(driver=False, exclude=("use_sim_time", "controller"))),
         GroupAction([
             PushRosNamespace(LaunchConfiguration("namespace")),
+            OpaqueFunction(function=graph_nodes, kwargs={"driver": False}),
             OpaqueFunction(function=_player),
         ]),
     ])

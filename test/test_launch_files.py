@@ -91,6 +91,12 @@ class LaunchInfo:
                     and _call_name(parts[0]) == "FindPackageShare":
                 self.includes.append([_literal(parts[0].args[0]),
                                       *(_literal(p) for p in parts[1:])])
+        elif name == "teleop_arguments":  # graph.teleop_arguments(...): the graph's table
+            kwargs = {k.arg: _literal(k.value) for k in call.keywords}
+            for arg in graph.teleop_arguments(*(_literal(a) for a in call.args), **kwargs):
+                self.arguments[arg.name] = {
+                    "default": arg.default, "description": arg.description,
+                    "choices": list(arg.choices) or None, "choices_node": None}
         elif name == "get" and isinstance(call.func, ast.Attribute) \
                 and isinstance(call.func.value, ast.Name) and call.func.value.id == "config":
             key = _literal(call.args[0]) if call.args else None
@@ -184,6 +190,21 @@ def test_teleop_arguments_are_the_graph_options():
     for name in ("record.launch.py", "replay.launch.py"):
         tool = "recorder" if name.startswith("record") else "player"
         assert INFOS[name].arguments[tool]["choices"] == list(graph.RECORDERS)
+
+
+def test_replay_offers_only_arguments_that_act():
+    """replay.launch.py runs no driver: none of the driver's arguments is offered (replay
+    used to list driver:=true, which it always overrode), every other teleop one is."""
+    replay = INFOS["replay.launch.py"].declared_with_includes()
+    driver_only = {a.name for a in graph.TELEOP_ARGUMENTS if a.driver_only}
+    assert driver_only >= {"driver", "source", "port", "replay_file", "driver_params_file"}
+    assert not driver_only & set(replay), sorted(driver_only & set(replay))
+    assert {a.name for a in graph.TELEOP_ARGUMENTS} - driver_only <= set(replay)
+    assert replay["use_sim_time"]["default"] == "true" and replay["controller"]["default"] \
+        == "false"
+    # the others run the driver, so its arguments act there
+    for name in ("teleop.launch.py", "record.launch.py", "calibrate.launch.py"):
+        assert driver_only <= set(INFOS[name].declared_with_includes()), name
 
 
 # --- the graph for every choice ------------------------------------------------------------------

@@ -38,24 +38,31 @@ import numpy as np
 @dataclass
 class IndexStats:
     dropped_samples: int = 0  # counted from gaps in the device counter
-    duplicate_samples: int = 0  # counter repeated: sample dropped
-    counter_resets: int = 0  # counter went backwards or jumped too far: device restarted
+    duplicate_samples: int = 0  # counter repeated (a resent line or frame): sample dropped
+    counter_resets: int = 0  # counter went far back or jumped too far: device restarted
 
 
 class StreamIndexer:
     """Device counters -> monotonic stream indices, counting gaps as dropped samples.
 
     Without counters every sample gets the next index. With counters (``modulus`` > 0 for
-    counters that wrap), an increase of ``d`` samples from the previous one gives an index
-    ``d`` higher (``d - 1`` dropped); a repeated counter drops the sample as a duplicate; a
-    decrease or an increase of more than ``max_gap`` is a device restart: the index simply
-    continues (no gap) and ``counter_resets`` is counted.
+    counters that wrap), an increase of ``d`` samples from the newest counter so far gives
+    an index ``d`` higher (``d - 1`` dropped). A counter equal to the newest, or less than
+    ``max_rewind`` behind it (a line or frame sent again: a resent frame of S samples goes
+    back by S - 1), is a duplicate: the sample is dropped and counted. A counter further
+    back, or an increase of more than ``max_gap``, is a device restart: the index simply
+    continues (no gap) and ``counter_resets`` is counted. (The price: a device that restarts
+    within its first ``max_rewind`` samples has those samples counted as duplicates until
+    its counter passes the old one.) For counters that wrap, the window behind is at most a
+    quarter of the modulus, and only what lies outside it can be a gap.
     """
 
-    def __init__(self, max_gap: int = 10_000, first_index: int = 0) -> None:
-        if max_gap < 1:
-            raise ValueError("max_gap must be >= 1")
+    def __init__(self, max_gap: int = 10_000, first_index: int = 0,
+                 max_rewind: int = 256) -> None:
+        if max_gap < 1 or max_rewind < 1:
+            raise ValueError("max_gap and max_rewind must be >= 1")
         self.max_gap = int(max_gap)
+        self.max_rewind = int(max_rewind)
         self.next_index = int(first_index)
         self.stats = IndexStats()
         self._last_counter: int | None = None
@@ -90,12 +97,14 @@ class StreamIndexer:
         idx: list[int] = []
         nxt = self.next_index
         last = prev
+        rewind = min(self.max_rewind, modulus // 4) if modulus else self.max_rewind
         for k in range(n):
             c = int(counters[k])
             d = c - last
             if modulus:
                 d %= modulus
-            if d == 0:
+            behind = (modulus - d) % modulus if modulus else -d
+            if d == 0 or 0 < behind < rewind:
                 keep[k] = False
                 self.stats.duplicate_samples += 1
                 continue

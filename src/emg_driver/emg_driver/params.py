@@ -172,6 +172,17 @@ PARAMS = ParamTable(
             max=30.0,
         ),
         Param(
+            "stale_timeout_s",
+            3.0,
+            "After each open of the serial port, the first byte must come within this time "
+            "[s], else the port is closed and reopened and the stale device reported (a "
+            "device node left behind by an unplug; 0 = never). Above an Arduino's boot time "
+            "after the open resets it.",
+            unit="s",
+            min=0.0,
+            max=60.0,
+        ),
+        Param(
             "protocol",
             "text",
             "Serial wire protocol: 'text' (one sample per line) or 'binary' (CRC-checked "

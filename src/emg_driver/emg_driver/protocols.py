@@ -50,8 +50,10 @@ class DecoderStats:
     samples: int = 0
     parse_errors: int = 0  # text: lines with a field that is not a number
     column_errors: int = 0  # text: lines with the wrong number of fields
-    nonfinite_values: int = 0  # text: lines with NaN/inf values (dropped)
-    overlong_lines: int = 0  # text: runs of bytes without a newline longer than the limit
+    # lines (text) or frames (binary) dropped because a value was NaN/inf or its volts are
+    # not a finite float32 (e.g. 1e50 in a text line, a huge scale times an int payload)
+    nonfinite_values: int = 0
+    overlong_lines: int = 0  # text: lines longer than the limit (bounded memory)
     crc_errors: int = 0  # binary: frames whose CRC did not match
     header_errors: int = 0  # binary: sync found but version/channels/format/size not valid
     discarded_bytes: int = 0  # bytes thrown away while resynchronising / in bad lines
@@ -238,6 +240,20 @@ class TextConfig:
 
 
 _SEPARATORS = re.compile(rb"[,;\s]+")
+_MAX_COUNTER = (1 << 62) - 1  # larger text counters are not counters (int64 headroom)
+
+
+def to_volts(raw: np.ndarray, offset_units: float, scale_v_per_unit: float) -> np.ndarray:
+    """(raw - offset) x scale as float32 [V]; values beyond float32's range become inf
+    (no warning): :func:`finite_rows` then finds them."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return ((np.asarray(raw, dtype=np.float64) - offset_units)
+                * scale_v_per_unit).astype(np.float32)
+
+
+def finite_rows(values: np.ndarray) -> np.ndarray:
+    """(n,) bool: rows of ``values`` (n, ...) whose every value is finite."""
+    return np.isfinite(values.reshape(len(values), -1)).all(axis=1)
 
 
 class TextLineDecoder:
@@ -283,10 +299,15 @@ class TextLineDecoder:
         rows: list[list[float]] = []
         counters: list[int] = []
         times: list[float] = []
+        sizes: list[int] = []  # bytes of each kept line (discarded if its volts overflow)
         cols = self._cols
         n_cols = cfg.num_columns
         c_col, t_col = cfg.counter_column, cfg.timestamp_column
         for line in lines:
+            if len(line) > cfg.max_line_bytes:  # a whole over-long line in one read
+                self.stats.overlong_lines += 1
+                self.stats.discarded_bytes += len(line)
+                continue
             line = line.strip()
             if not line or line.startswith(b"#"):
                 continue
@@ -298,30 +319,40 @@ class TextLineDecoder:
             try:
                 row = [float(parts[c]) for c in cols]
                 counter = int(parts[c_col]) if c_col >= 0 else 0
-                stamp = float(parts[t_col]) if t_col >= 0 else 0.0
+                stamp = float(parts[t_col]) * cfg.timestamp_scale_s if t_col >= 0 else 0.0
+                if not 0 <= counter <= _MAX_COUNTER:
+                    raise ValueError("counter out of range")
             except ValueError:
                 self.stats.parse_errors += 1
                 self.stats.discarded_bytes += len(line)
                 continue
-            if not all(map(math.isfinite, row)) or not math.isfinite(stamp) or counter < 0:
+            if not all(map(math.isfinite, row)) or not math.isfinite(stamp):
                 self.stats.nonfinite_values += 1
                 self.stats.discarded_bytes += len(line)
                 continue
             rows.append(row)
+            sizes.append(len(line))
             if c_col >= 0:
                 counters.append(counter)
             if t_col >= 0:
                 times.append(stamp)
         if not rows:
             return empty_batch(self.num_channels)
-        values = (np.asarray(rows, dtype=np.float64) - cfg.offset_units) * cfg.scale_v_per_unit
-        self.stats.samples += len(rows)
-        return DecodedBatch(
-            values.astype(np.float32),
-            np.asarray(counters, dtype=np.int64) if c_col >= 0 else None,
-            np.asarray(times, dtype=np.float64) * cfg.timestamp_scale_s if t_col >= 0 else None,
-            counter_modulus=cfg.counter_modulus,
-        )
+        values = to_volts(np.asarray(rows, dtype=np.float64), cfg.offset_units,
+                          cfg.scale_v_per_unit)
+        ok = finite_rows(values)
+        counter_arr = np.asarray(counters, dtype=np.int64) if c_col >= 0 else None
+        time_arr = np.asarray(times, dtype=np.float64) if t_col >= 0 else None
+        if not ok.all():
+            self.stats.nonfinite_values += int((~ok).sum())
+            self.stats.discarded_bytes += int(np.asarray(sizes)[~ok].sum())
+            values = values[ok]
+            counter_arr = None if counter_arr is None else counter_arr[ok]
+            time_arr = None if time_arr is None else time_arr[ok]
+            if len(values) == 0:
+                return empty_batch(self.num_channels)
+        self.stats.samples += len(values)
+        return DecodedBatch(values, counter_arr, time_arr, counter_modulus=cfg.counter_modulus)
 
 
 def encode_text_line(values: Sequence[float], counter: int | None = None,
@@ -499,20 +530,21 @@ class BinaryFrameDecoder:
                 j += 1
             run = found[k:j]
             values = _decode_payload(b"".join(f[3] for f in run), code, s * len(run), c)
+            if code == FORMAT_FLOAT32:  # volts already
+                values = values.astype(np.float32)
+            else:
+                values = to_volts(values, self.config.offset_units, self.config.scale_v_per_unit)
             values = values.reshape(len(run), s, c)
             counters = np.fromiter((f[2] for f in run), dtype=np.int64, count=len(run))
             counters = counters[:, None] + np.arange(s, dtype=np.int64)
-            if code == FORMAT_FLOAT32:
-                ok = np.isfinite(values).all(axis=(1, 2))
-                if not ok.all():
-                    self.stats.nonfinite_values += int((~ok).sum())
-                    values, counters = values[ok], counters[ok]
-            else:
-                values = (values - self.config.offset_units) * self.config.scale_v_per_unit
+            ok = finite_rows(values)  # a frame with one NaN/inf/overflowing value is dropped
+            if not ok.all():
+                self.stats.nonfinite_values += int((~ok).sum())
+                values, counters = values[ok], counters[ok]
             out_v.append(values.reshape(-1, c))
             out_c.append(counters.reshape(-1))
             k = j
-        values = (out_v[0] if len(out_v) == 1 else np.concatenate(out_v)).astype(np.float32)
+        values = out_v[0] if len(out_v) == 1 else np.concatenate(out_v)
         counters = (out_c[0] if len(out_c) == 1 else np.concatenate(out_c)) % COUNTER_MODULUS
         return values, counters
 

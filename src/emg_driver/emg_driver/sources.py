@@ -300,6 +300,7 @@ class SerialConfig:
     binary: BinaryConfig = BinaryConfig()
     read_timeout_s: float = 0.02
     reconnect_max_s: float = 0.5
+    stale_timeout_s: float = 3.0
 
     @property
     def num_channels(self) -> int:
@@ -359,7 +360,8 @@ class SerialSource(Source):
             config.port, config.baud_rate, self._on_data, clock=clock, on_event=self._on_event,
             on_idle=self._on_idle, on_connect=self._on_connect,
             on_disconnect=self._on_disconnect, read_delay=self.read_delay,
-            read_timeout_s=config.read_timeout_s, backoff_max_s=config.reconnect_max_s)
+            read_timeout_s=config.read_timeout_s, backoff_max_s=config.reconnect_max_s,
+            stale_timeout_s=config.stale_timeout_s)
         self._clock_fn = clock
 
     @property
@@ -465,6 +467,7 @@ class SerialSource(Source):
             "reconnects": self.reader.stats.reconnects,
             "disconnects": self.reader.stats.disconnects,
             "open_failures": self.reader.stats.open_failures,
+            "stale_reopens": self.reader.stats.stale_reopens,
             "last_error": self.reader.last_error,
             "queue_depth_bytes": self.reader.bytes_waiting(),
             **self.pipeline.status(),
@@ -473,9 +476,12 @@ class SerialSource(Source):
         return d
 
     def health(self, active: bool) -> tuple[str, str] | None:
-        """Disconnected: an error; the device's own complaint; counters grown since the last
-        call: a warning (errors that keep growing keep warning)."""
+        """Disconnected, or a port that sends nothing since it was reopened (stale): an
+        error; the device's own complaint; counters grown since the last call: a warning
+        (errors that keep growing keep warning)."""
         new = grown_counters(self.status(), self._reported)
+        if self.reader.stale:
+            return "error", self.reader.last_error
         if not self.reader.connected:
             return "error", self.reader.last_error or f"serial port {self.config.port} lost"
         device = self.device.health()
@@ -640,7 +646,7 @@ def make_source(settings, *, arrival_clock: Callable[[], float], on_chunks: Chun
     src: Source
     imu_sink = on_imu if v["publish_imu"] else None
     serial_kw = dict(port=v["port"], baud_rate=v["baud_rate"], read_timeout_s=v["timeout_s"],
-                     reconnect_max_s=v["reconnect_max_s"])
+                     reconnect_max_s=v["reconnect_max_s"], stale_timeout_s=v["stale_timeout_s"])
     if settings.source == "sim":
         src = SimSource(ArmbandSimulator(settings.sim_config(), seed=v["seed"]),
                         settings.chunk_len())
@@ -651,11 +657,13 @@ def make_source(settings, *, arrival_clock: Callable[[], float], on_chunks: Chun
                              sample_rate_hz=v["replay_sample_rate_hz"] or None)
         src = ReplaySource(rec, settings.chunk_len(rec.sample_rate_hz), speed=v["rate"],
                            loop=v["loop"])
-        problems = [p for p in (rec.meta.get("bad_lines"),) if p]
-        if rec.meta.get("nonfinite_rows"):
-            problems.append(f"{rec.meta['nonfinite_rows']} rows with NaN/inf EMG")
-        for problem in problems:
-            on_event("warn", f"{rec.source}: {problem}; replayed as dropped samples")
+        # one report: the readers count a line that did not parse as a row without EMG too
+        skipped = int(rec.meta.get("nonfinite_rows") or 0)
+        bad_lines = rec.meta.get("bad_lines") or ""
+        if skipped or bad_lines:
+            on_event("warn", f"{rec.source}: {skipped} unreadable row{'s' * (skipped != 1)} "
+                             "(NaN/inf EMG or a line that did not parse) replayed as dropped "
+                             f"samples{'; ' + bad_lines if bad_lines else ''}")
     elif settings.source == "serial":
         cfg = SerialConfig(protocol=v["protocol"], sample_rate_hz=settings.sample_rate_hz,
                            chunk_len=settings.chunk_len(), text=settings.text_config(),

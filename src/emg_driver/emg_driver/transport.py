@@ -6,8 +6,10 @@ at a time, never blocking an executor), and hands each chunk with its arrival ti
 callback. When the port disappears (USB unplug: EIO, hang-up, or a readable port that
 returns no bytes) it closes it, reports once, and reopens with exponential backoff
 (``backoff_min_s`` doubling to ``backoff_max_s``), so streaming resumes within about
-``backoff_max_s`` of the port returning. Every failure to open is turned into one clear,
-actionable message (:func:`describe_open_error`).
+``backoff_max_s`` of the port returning. A port that opens but sends no byte within
+``stale_timeout_s`` (a stale device node left behind by an unplug, opened before the new
+device appeared at the same path) is closed and reopened, and reported once. Every failure
+to open is turned into one clear, actionable message (:func:`describe_open_error`).
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class ReaderStats:
     reconnects: int = 0  # successful reopen after a loss
     disconnects: int = 0
     open_failures: int = 0
+    stale_reopens: int = 0  # opened, no byte within stale_timeout_s: closed and reopened
     internal_errors: int = 0  # exceptions caught in the reader thread (a bug if > 0)
 
 
@@ -92,8 +95,10 @@ class SerialReader:
     no byte came for ``read_timeout_s``, ``read_delay()`` after each read (seconds to wait
     before the next one: reads are scheduled, not one per USB packet),
     ``on_connect(first: bool)`` after each open,
-    ``on_disconnect()`` when the port is lost, ``on_event(level, message)`` for log lines
-    (levels "info", "warn", "error"), each situation reported once, not per retry.
+    ``on_disconnect()`` when the port is lost (or closed as stale), ``on_event(level,
+    message)`` for log lines (levels "info", "warn", "error"), each situation reported
+    once, not per retry. ``stale_timeout_s`` > 0: after each open, the first byte must come
+    within that time, else the port is closed and reopened (0 = never).
     """
 
     def __init__(self, port: str, baud_rate: int, on_data: Callable[[bytes, float], None],
@@ -104,7 +109,8 @@ class SerialReader:
                  on_disconnect: Callable[[], None] | None = None,
                  read_delay: Callable[[], float] | None = None,
                  read_timeout_s: float = 0.02, backoff_min_s: float = 0.05,
-                 backoff_max_s: float = 0.5, max_read_bytes: int = 65536) -> None:
+                 backoff_max_s: float = 0.5, max_read_bytes: int = 65536,
+                 stale_timeout_s: float = 0.0) -> None:
         check_baud_rate(baud_rate)
         self.port = port
         self.baud_rate = int(baud_rate)
@@ -119,6 +125,7 @@ class SerialReader:
         self.backoff_min_s = float(backoff_min_s)
         self.backoff_max_s = float(backoff_max_s)
         self.max_read_bytes = int(max_read_bytes)
+        self.stale_timeout_s = float(stale_timeout_s)
         self.stats = ReaderStats()
         self.last_error: str = ""
         self._ser: serial.Serial | None = None
@@ -128,10 +135,19 @@ class SerialReader:
         self._thread: threading.Thread | None = None
         self._ever_connected = False
         self._lost_at: float | None = None
+        self._opened_at = 0.0  # monotonic time of the last open
+        self._silent_since_open = False  # no byte has come since the last open
+        self.stale = False  # closed as stale and no byte since: reported, not yet resolved
 
     @property
     def connected(self) -> bool:
         return self._ser is not None
+
+    def silent_for_s(self) -> float:
+        """Seconds since the port was opened without a byte arriving (0 once one did)."""
+        if self._ser is None or not self._silent_since_open:
+            return 0.0
+        return time.monotonic() - self._opened_at
 
     def bytes_waiting(self) -> int:
         """Bytes received by the OS but not yet read (the driver's input queue); -1 if
@@ -194,6 +210,8 @@ class SerialReader:
     def _connected(self, first: bool) -> None:
         assert self._ser is not None
         self._fd = self._ser.fileno() if os.name == "posix" else -1
+        self._opened_at = time.monotonic()
+        self._silent_since_open = True
         if self._lost_at is not None:
             self.stats.reconnects += 1
             self._on_event("info", f"serial port {self.port} is back after "
@@ -201,7 +219,8 @@ class SerialReader:
         elif not self._ever_connected:
             self._on_event("info", f"opened serial port {self.port} at {self.baud_rate} baud")
         self._lost_at = None
-        self.last_error = ""
+        if not self.stale:  # a stale episode ends with a byte, not with an open
+            self.last_error = ""
         self._on_connect(not self._ever_connected)
         self._ever_connected = True
 
@@ -219,6 +238,19 @@ class SerialReader:
         self._lost_at = time.monotonic()
         self._on_event("warn", f"serial port {self.port} lost ({reason}); retrying every "
                                f"<= {self.backoff_max_s:g} s")
+        self._on_disconnect()
+
+    def _reopen_stale(self, silent_s: float) -> None:
+        """Opened, but no byte for ``silent_s``: close; the loop reopens at once."""
+        self._close()
+        self.stats.stale_reopens += 1
+        if not self.stale:
+            self.stale = True
+            self.last_error = (f"serial port {self.port} sent no bytes for {silent_s:.1f} s "
+                               "after it was opened (a stale device node left by an unplug, "
+                               "or a device that does not stream); reopening it every "
+                               f"{self.stale_timeout_s:g} s")
+            self._on_event("warn", self.last_error)
         self._on_disconnect()
 
     def _run(self) -> None:
@@ -268,6 +300,10 @@ class SerialReader:
                 fd = self._fd
                 ready, _, _ = select.select([fd], [], [], self.read_timeout_s)
                 if not ready:
+                    silent = self.silent_for_s()
+                    if 0.0 < self.stale_timeout_s < silent:
+                        self._reopen_stale(silent)
+                        return
                     self._on_idle(self._clock())
                     return
                 data = os.read(fd, self.max_read_bytes)
@@ -286,6 +322,12 @@ class SerialReader:
             self._lost(str(exc) or type(exc).__name__)
             return
         arrival = self._clock()
+        self._silent_since_open = False
+        if self.stale:
+            self.stale = False
+            self.last_error = ""
+            self._on_event("info", f"serial port {self.port}: bytes arriving after "
+                                   f"{self.stats.stale_reopens} reopen(s); streaming resumed")
         self.stats.reads += 1
         self.stats.bytes_read += len(data)
         self._on_data(data, arrival)

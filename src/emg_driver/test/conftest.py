@@ -1,4 +1,5 @@
-"""Fixtures for the emg_driver tests: a pseudo-terminal armband and the driver process.
+"""Fixtures for the emg_driver tests: a pseudo-terminal armband (emg_hand_testing's
+PtyArmband) and the driver process.
 
 The ROS isolation, ``ros_node``, ``node_process`` and ``shared_data`` fixtures come from
 the workspace harness (emg_hand_testing's pytest plugin).

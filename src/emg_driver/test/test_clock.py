@@ -39,12 +39,31 @@ def test_counter_wraps_without_a_gap(modulus):
 
 def test_duplicate_dropped_and_device_reset_continues_index():
     ix = StreamIndexer(max_gap=1000)
-    keep, idx = ix.assign(6, np.array([50, 51, 51, 52, 0, 1]))
+    # back to 0 from 5002, more than max_rewind (256) behind: the device restarted
+    keep, idx = ix.assign(6, np.array([5000, 5001, 5001, 5002, 0, 1]))
     assert keep.tolist() == [True, True, False, True, True, True]
     assert idx.tolist() == [0, 1, 2, 3, 4]  # a reset does not fake a gap
     assert ix.stats.duplicate_samples == 1 and ix.stats.counter_resets == 1
     ix.assign(1, np.array([10**6]))  # a jump beyond max_gap is a reset too
     assert ix.stats.counter_resets == 2 and ix.next_index == 6
+
+
+@pytest.mark.parametrize("modulus", [0, 256, 2**32])
+def test_a_resent_frame_is_a_duplicate_not_a_restart(modulus):
+    """Counters 10..13, then the same frame again (the counter goes back by S - 1 = 3)."""
+    ix = StreamIndexer()
+    ix.assign(4, np.array([10, 11, 12, 13]), modulus)
+    keep, idx = ix.assign(8, np.array([10, 11, 12, 13, 14, 15, 16, 17]), modulus)
+    assert keep.tolist() == [False] * 4 + [True] * 4 and idx.tolist() == [4, 5, 6, 7]
+    assert ix.stats.duplicate_samples == 4 and ix.stats.counter_resets == 0
+    assert ix.stats.dropped_samples == 0
+
+
+def test_a_counter_far_behind_is_a_device_restart():
+    ix = StreamIndexer(max_rewind=256)
+    ix.assign(1, np.array([5000]))
+    keep, idx = ix.assign(2, np.array([4744, 4745]))  # 256 back: restarted, not a repeat
+    assert keep.all() and idx.tolist() == [1, 2] and ix.stats.counter_resets == 1
 
 
 def test_restart_after_reconnect_can_skip():

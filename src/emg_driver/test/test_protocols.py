@@ -214,3 +214,37 @@ def test_binary_random_bytes_do_not_crash_or_emit():
     assert total == 0
     assert dec.stats.discarded_bytes > 40_000
     assert len(dec._buf) < 16 * 64 * 4 + 12  # never buffers more than one maximal frame
+
+
+# --- values the float32 stream cannot carry, over-long lines, resent frames -------------
+
+
+@pytest.mark.parametrize("bad", [b"1e50", b"-1e45", b"3.5e43"])
+def test_text_values_beyond_float32_are_nonfinite_and_dropped(bad):
+    """Finite as a Python float, inf once scaled and cast to float32: counted, never emitted."""
+    dec = TextLineDecoder(MYO)
+    good = b"1,2,3,4,5,6,7,8,0\n"
+    batch = dec.feed(good + bad + b",2,3,4,5,6,7,8,0\n" + b"1,2," + bad + b",4,5,6,7,8,0\n" + good)
+    assert np.isfinite(batch.values).all() and len(batch) == 2
+    assert dec.stats.nonfinite_values == 2 and dec.stats.samples == 2
+
+
+def test_binary_values_whose_volts_overflow_float32_are_dropped():
+    """An integer payload times a huge scale is inf in float32: the frame is dropped."""
+    dec = BinaryFrameDecoder(BinaryConfig(2, scale_v_per_unit=1e36))
+    data = (encode_frame(np.array([[1, 32767]]), 0, "int16", 1.0)
+            + encode_frame(np.array([[1, -2]]), 1, "int16", 1.0))
+    batch = dec.feed(data)
+    assert batch.counters.tolist() == [1] and np.isfinite(batch.values).all()
+    assert dec.stats.nonfinite_values == 1
+
+
+def test_text_overlong_line_in_one_read_is_dropped():
+    """A 6 kB line arriving whole, newline included, is over the 4096-byte limit."""
+    dec = TextLineDecoder(MYO)
+    long_line = b",".join([b"1"] * 3000) + b"\n"
+    assert len(long_line) == 6000
+    batch = dec.feed(b"1,2,3,4,5,6,7,8,0\n" + long_line + b"2,2,3,4,5,6,7,8,0\n")
+    assert batch.values[:, 0].tolist() == [pytest.approx(1e-5), pytest.approx(2e-5)]
+    assert dec.stats.overlong_lines == 1 and dec.stats.column_errors == 0
+    assert dec.stats.discarded_bytes == len(long_line) - 1

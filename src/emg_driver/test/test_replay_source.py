@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from emg_driver.sources import ReplaySource
+from emg_driver.params import build_settings
+from emg_driver.sources import ReplaySource, make_source
 from emg_hand_core.recordings import Recording, emg2pose, load_recording
 
 
@@ -42,3 +43,22 @@ def test_unreadable_rows_are_a_gap_and_unlabelled_chunks_carry_no_reference():
     assert np.array_equal(np.concatenate([c.data for c in chunks]), emg[valid])
     assert [c.joint_angles is not None for c in chunks] == [True, True, True, False]
     assert src.rows_skipped == 1 and src.finished and src.status()["replay_finished"]
+
+
+def test_a_file_with_a_merged_line_is_replayed_around_it_and_named_in_the_log(tmp_path):
+    """Two Myo lines run together (as in the published 19999-2/2.txt): the driver names the
+    file and the line, and replays every other row, the merged one as a gap."""
+    lines = [f"{k},{-k},1,1,1,1,1,1,0" for k in range(10)]
+    lines[4] = "4,2,1,0,-1,0,0,0,00,3,2,0,1,1,-1,0,0"
+    path = tmp_path / "merged.txt"
+    path.write_text("\n".join(lines) + "\n")
+    events: list[tuple[str, str]] = []
+    src = make_source(build_settings({"source": "replay", "file": str(path), "chunk_ms": 20.0}),
+                      arrival_clock=lambda: 0.0, on_chunks=lambda chunks: None,
+                      on_event=lambda level, message: events.append((level, message)))
+    assert [level for level, _ in events] == ["warn"]
+    assert str(path) in events[0][1] and "line 5" in events[0][1]
+    src.start(0)
+    chunks = src.poll(100_000_000)  # 0.1 s at 200 Hz: every row is due
+    idx = [i for c in chunks for i in range(c.first_index, c.end_index)]
+    assert idx == [0, 1, 2, 3, 5, 6, 7, 8, 9] and src.status()["replay_rows_skipped"] == 1

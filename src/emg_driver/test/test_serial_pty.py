@@ -220,6 +220,45 @@ def test_unplug_and_replug_resume_without_restart(pty_armband, start_driver, emg
     assert driver.output.count("does not exist") <= 1, driver.output
 
 
+def test_a_stale_device_after_a_reconnect_is_dropped_for_the_new_one(pty_armband, start_driver,
+                                                                     emg_stream, diagnostics):
+    """Unplugged; the driver reopens the path while it still leads to a dead device node (a
+    pty that never sends), then the real device appears at the same path: the driver must
+    notice the silence, close and reopen, and stream from the new device."""
+    params = dict(TEXT_PARAMS, text_num_columns=0, text_counter_column=8, chunk_ms=10.0,
+                  stale_timeout_s=0.5)
+    driver = start_driver(port=pty_armband.port, **params)
+    prime(pty_armband, emg_stream, lambda k: encode_text_line([0] * 8, counter=k),
+          lambda k: encode_text_line([9] * 8, counter=k), 9e-5)
+    pty_armband.unplug()
+    unplugged = diagnostics.wait_for(lambda s: s.get("connected") == "False", what="unplugged")
+    before = int(unplugged["stale_reopens"])  # a silent start-up may have counted already
+    reported = driver.output.count("sent no bytes")
+    pty_armband.replug()  # the stale node: it opens, and never sends a byte
+    stale = (pty_armband.master, pty_armband.slave)
+    try:
+        status = diagnostics.wait_for(
+            lambda s: s.get("reconnects") == "1" and int(s["stale_reopens"]) > before
+            and s["level"] == 2, what="the stale device reported")
+        assert "sent no bytes" in status["message"] and "sent no bytes" in status["last_error"]
+        pty_armband.replug()  # the new device, at the same path
+        since = len(emg_stream.messages)
+        lines = [encode_text_line([k] * 8, counter=k) for k in range(400)]
+        pty_armband.write_paced([b"".join(lines[k:k + 2]) for k in range(0, 400, 2)], 100.0)
+        emg_stream.collector.wait_until(
+            lambda m: len(m) > since and np.all(decode_emg(m[-1]).samples[-1]
+                                                == np.float32(399e-5)),
+            10.0, "the samples of the new device")
+    finally:
+        for fd in stale:
+            os.close(fd)
+    assert driver.output.count("sent no bytes") == reported + 1, driver.output  # once
+    ok = diagnostics.wait_for(lambda s: s["level"] == 0 and s.get("connected") == "True",
+                              what="streaming again, OK")
+    assert ok["last_error"] == ""
+    assert driver.process.poll() is None
+
+
 def test_missing_port_reports_and_connects_when_plugged_in(pty_armband, start_driver,
                                                           emg_stream, diagnostics):
     pty_armband.unplug()

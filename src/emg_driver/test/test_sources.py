@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import serial
 
-from emg_driver.protocols import TextConfig, encode_text_line
+from emg_driver.protocols import BinaryConfig, TextConfig, encode_frame, encode_text_line
 from emg_driver.sim import ArmbandSimulator
 from emg_driver.sources import SerialConfig, SerialSource, SimSource
 from emg_driver.transport import check_baud_rate, describe_open_error
@@ -50,6 +50,22 @@ def test_paused_stream_discards_and_reconnect_marks_the_gap():
     assert after.first_index > 12 + 150  # ~2 s at 100 Hz marked as a gap, not hidden
     assert src.pipeline.samples_lost_disconnected == after.first_index - 12
     np.testing.assert_allclose(after.data[:, 0], np.arange(4) * 1e-6)
+
+
+def test_a_resent_binary_frame_is_published_once():
+    """A frame sent twice byte for byte: counted as duplicates, its samples published once."""
+    chunks: list = []
+    cfg = SerialConfig(port="/dev/null_emg", protocol="binary", sample_rate_hz=100.0,
+                       chunk_len=4, binary=BinaryConfig(num_channels=2, scale_v_per_unit=1.0))
+    src = SerialSource(cfg, clock=lambda: 0.0, on_chunks=chunks.extend)
+    src.start(0)
+    raw = np.arange(24, dtype=np.float64).reshape(12, 2)
+    frames = [encode_frame(raw[k:k + 4], k, "int16", 1.0) for k in range(0, 12, 4)]
+    src._on_data(frames[0] + frames[1] + frames[1] + frames[2], 1.0)
+    idx = [i for c in chunks for i in range(c.first_index, c.end_index)]
+    assert idx == list(range(12))
+    np.testing.assert_array_equal(np.concatenate([c.data for c in chunks]), raw)
+    assert src.status()["duplicate_samples"] == 4 and src.status()["counter_resets"] == 0
 
 
 def test_reads_are_scheduled_for_when_a_chunk_can_complete():

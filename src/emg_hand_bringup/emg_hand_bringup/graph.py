@@ -1,9 +1,11 @@
 """The emg_hand graph, described once, for the launch files and for `make demo`.
 
-``teleop.launch.py`` turns :func:`teleop_graph` into launch_ros ``Node`` actions; where
-launch_ros is not installed (the pip environment) ``scripts/demo.py`` runs the very same
-:class:`NodeSpec` list as plain processes (:meth:`NodeSpec.command`). Pure Python: no rclpy,
-no launch; ``ament_index_python`` only, to find installed files and packages.
+The launch files declare :data:`TELEOP_ARGUMENTS` (all of them in ``teleop.launch.py``;
+without the driver's in ``replay.launch.py``, which runs none) and turn
+:func:`teleop_graph` into launch_ros ``Node`` actions (:mod:`emg_hand_bringup.launch_actions`);
+where launch_ros is not installed (the pip environment) ``scripts/demo.py`` runs the very
+same :class:`NodeSpec` list as plain processes (:meth:`NodeSpec.command`). Pure Python: no
+rclpy, no launch; ``ament_index_python`` only, to find installed files and packages.
 
 | node | package / executable | parameter file (installed, share/emg_hand_bringup/config) |
 |---|---|---|
@@ -326,6 +328,101 @@ def device_file(device: str) -> str:
         raise FileNotFoundError(f"device:={device!r} is not a preset of emg_driver (one of "
                                 f"{', '.join(device_presets()) or 'none installed'}) nor a "
                                 "YAML file") from None
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    """One teleop.launch.py argument, as ``DeclareLaunchArgument`` gets it."""
+
+    name: str
+    default: str
+    description: str
+    choices: tuple[str, ...] = ()
+    driver_only: bool = False  # configures emg_driver alone (replay.launch.py runs none)
+
+
+BOOL = ("true", "false")
+_A = LaunchArgument
+# The arguments of teleop.launch.py (and of the launch files built on its graph), in the order
+# --show-args lists them. Every TeleopOptions field is one, plus rviz and rviz_config.
+TELEOP_ARGUMENTS: tuple[LaunchArgument, ...] = (
+    _A("namespace", "", "Namespace of every node and relative topic (e.g. left, right: two "
+       "hands side by side); frames get the prefix <namespace>/."),
+    _A("use_sim_time", "false", "Use /clock (a bag played with --clock) as every node's time.",
+       BOOL),
+    _A("log_level", "info", "Log level of every node.", LOG_LEVELS),
+    # --- driver
+    _A("driver", "true", "Start emg_driver (false: emg/raw comes from elsewhere, e.g. a bag).",
+       BOOL, driver_only=True),
+    _A("source", "", "EMG source of emg_driver: sim (simulated armband), serial (text lines "
+       "/ binary frames on `port`), replay (`replay_file`), cyton (OpenBCI), myo (BLED112 "
+       "dongle), brainflow, lsl; empty: the parameter files' (emg_driver.yaml: sim; a "
+       "`device` preset's own).", ("", *SOURCES), driver_only=True),
+    _A("device", "", "Device preset of emg_driver (share/emg_driver/config/devices): cyton, "
+       "cyton_daisy, myo_bled112, brainflow_synthetic, brainflow_cyton, lsl, "
+       "myoware_arduino_text, myo_serial_text, binary_16ch_2khz, or a YAML path; set `port` "
+       "with it.", driver_only=True),
+    _A("port", "", "Serial device of the armband (source serial), e.g. /dev/serial/by-id/"
+       "usb-...; empty: driver_params_file's port.", driver_only=True),
+    _A("protocol", "", "Serial wire protocol (source serial): text lines or binary frames; "
+       "empty: driver_params_file's protocol.", ("", *PROTOCOLS), driver_only=True),
+    _A("replay_file", "", "Recording for source replay (emg2pose .h5, EEG-EMG-Hands CSV, "
+       "BrainFlow, Myo .txt); empty: driver_params_file's file.", driver_only=True),
+    _A("wearer", "", "Simulated wearer (source sim): a (the default model's training "
+       "conditions) or b (armband rotated, uneven gains: calibrate!); empty: "
+       "driver_params_file's wearer (a).", ("", *WEARERS), driver_only=True),
+    _A("follow_prompts", "false", "Simulated wearer (source sim) follows guided-calibration "
+       "prompts (calibration/prompt), so a guided calibration works on the sim.", BOOL,
+       driver_only=True),
+    _A("driver_params_file", "", "emg_driver parameter file; empty: share/emg_hand_bringup/"
+       "config/emg_driver.yaml.", driver_only=True),
+    _A("armband_frame", "armband", "Frame of the armband (emg/raw frame_id, parent of "
+       "hand_base), prefixed with <namespace>/."),
+    # --- pose
+    _A("pose_node", "true", "Start emg_pose (false: hand/joint_states comes from elsewhere).",
+       BOOL),
+    _A("model", "", "emg_pose model: 'default' (shipped), a name saved in models_dir, or a "
+       "checkpoint path; empty: pose_params_file's model (default)."),
+    _A("pose_params_file", "", "emg_pose parameter file; empty: share/emg_hand_bringup/config/"
+       "emg_pose.yaml."),
+    # --- visualisation
+    _A("visualizer", "true", "Start hand_visualizer (markers on hand/markers, TF).", BOOL),
+    _A("visualizer_params_file", "", "hand_visualizer parameter file; empty: share/"
+       "emg_hand_bringup/config/hand_visualizer.yaml."),
+    _A("robot_state_publisher", "true", "Start robot_state_publisher with hand_visualizer's "
+       "URDF on hand/joint_states (when installed; the log says if it is not).", BOOL),
+    _A("rviz", "true", "Start RViz with config/hand.rviz (when installed).", BOOL),
+    _A("rviz_config", "", "RViz config; empty: share/emg_hand_bringup/config/hand.rviz."),
+    # --- controller
+    _A("controller", "true", "Start hand_controller (it starts disabled: see "
+       "controller_enabled).", BOOL),
+    _A("controller_profile", "", "Target hand: prosthetic_6, four_finger_16, human, or a "
+       "profile YAML path; empty: controller_params_file's profile (prosthetic_6)."),
+    _A("controller_output", "", "Command output of hand_controller; empty: "
+       "controller_params_file's output (forward_position).", ("", *CONTROLLER_OUTPUTS)),
+    _A("controller_enabled", "false", "Command the hand from start-up. false (default): call "
+       "<namespace>/hand_controller/enable (std_srvs/SetBool) first.", BOOL),
+    _A("controller_serial_port", "", "Serial device of the hand for controller_output serial."),
+    _A("controller_params_file", "", "hand_controller parameter file; empty: share/"
+       "emg_hand_bringup/config/hand_controller.yaml."),
+    # --- the robot hand
+    _A("robot", "none", "What answers the controller's commands: none (a real hand, or "
+       "nothing) or sim (hand_sim: the controller's profile simulated in MuJoCo, measured "
+       "states on robot_hand/joint_states, contacts on robot_hand/contacts; the controller's "
+       "commanded states move to robot_hand/commanded_joint_states).", ROBOTS),
+    _A("robot_params_file", "", "hand_sim parameter file (robot sim); empty: share/"
+       "emg_hand_bringup/config/hand_sim.yaml."),
+)
+del _A
+
+
+def teleop_arguments(driver: bool = True, exclude: Iterable[str] = ()) -> list[LaunchArgument]:
+    """The teleop arguments a launch file offers: without emg_driver's when it runs no
+    driver (``driver=False``: they would not act), and without ``exclude`` (arguments the
+    file declares itself, with another default)."""
+    skip = set(exclude)
+    return [a for a in TELEOP_ARGUMENTS
+            if a.name not in skip and (driver or not a.driver_only)]
 
 
 @dataclass

@@ -8,6 +8,9 @@ Fixtures:
 * ``ros_node``: a :class:`~emg_hand_testing.ros.RosTestNode`, spun in the background.
 * ``node_process``: factory starting installed executables; all stopped at teardown.
 * ``shared_data``: path of ``../shared/data`` beside the repository, or a skip.
+
+Hypothesis profile ``fuzz`` (``HYPOTHESIS_PROFILE=fuzz``, ``make fuzz``): the large budget
+of the property-based fuzz tests.
 """
 
 from __future__ import annotations
@@ -23,6 +26,26 @@ from .domain import isolate_ros_domain
 def pytest_configure(config: pytest.Config) -> None:
     domain = isolate_ros_domain()
     config.stash[_DOMAIN_KEY] = domain
+    _hypothesis_profiles()
+
+
+FUZZ_EXAMPLES = 5000  # examples per property under HYPOTHESIS_PROFILE=fuzz (make fuzz)
+
+
+def _hypothesis_profiles() -> None:
+    """The fuzz budget: property tests that leave the example count to the profile (the
+    ``fuzz``-marked ones) run hypothesis' default 100 examples in ``make test`` and
+    FUZZ_EXAMPLES (or $FUZZ_EXAMPLES) under HYPOTHESIS_PROFILE=fuzz (``make fuzz``)."""
+    try:
+        from hypothesis import HealthCheck, settings
+    except ImportError:  # hypothesis is a test dependency; without it there is nothing to set
+        return
+    settings.register_profile(
+        "fuzz", max_examples=int(os.environ.get("FUZZ_EXAMPLES", FUZZ_EXAMPLES)),
+        deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    profile = os.environ.get("HYPOTHESIS_PROFILE")
+    if profile:
+        settings.load_profile(profile)
 
 
 def pytest_report_header(config: pytest.Config) -> str:

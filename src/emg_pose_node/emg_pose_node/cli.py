@@ -106,7 +106,7 @@ def train_main(argv: list[str] | None = None) -> int:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .evaluation import evaluate, format_table
     from .report import write_report
-    from .training import PRESETS, TrainSettings, train
+    from .training import PRESETS, TrainSettings, pose_output_for, train
 
     args = train_parser().parse_args(argv)
     try:
@@ -121,9 +121,8 @@ def train_main(argv: list[str] | None = None) -> int:
             value = getattr(args, flag.lstrip("-").replace("-", "_"))
             if value is not None:
                 overrides[name] = value
-        if "output" not in overrides:
-            first = recordings[0]
-            overrides["output"] = "joint_angles" if first.joint_angles is not None else "values"
+        if "output" not in overrides:  # what the data has (or why it cannot train a pose)
+            overrides["output"] = pose_output_for(recordings[0])
         settings = TrainSettings.from_dict({**TrainSettings().to_dict(), **overrides,
                                             "show_progress": not args.no_progress})
         print(f"training on {len(recordings)} recording(s), "

@@ -439,6 +439,35 @@ class PreparedData:
     recordings: list[Prepared]
 
 
+GESTURE_TRAIN_COMMAND = "emg_gesture_train"  # trains a gesture classifier on gesture labels
+_POSE_LABELS = {"joint_angles": "joint angles", "keypoints": "keypoints or joint angles",
+                "values": "named values"}
+
+
+def pose_output_for(rec: Recording, output: str | None = None) -> str:
+    """The output convention to train a pose model on ``rec``: ``output`` when its labels are
+    there; None: the first of joint angles, keypoints, named values the recording has.
+
+    Otherwise a DataError saying what the recording holds and which command trains on it
+    (gesture labels: ``emg_gesture_train``)."""
+    has = {"joint_angles": rec.joint_angles is not None,
+           "keypoints": rec.keypoints is not None or rec.joint_angles is not None,
+           "values": rec.values is not None}
+    if output is None:
+        output = next((name for name, present in has.items() if present), None)
+    if output is not None and has.get(output, True):  # an unknown output: its own error later
+        return output
+    wanted = _POSE_LABELS[output] if output else "joint angles, keypoints or named values"
+    if rec.gesture is not None:
+        hint = (f"; its gesture labels train a gesture classifier: {GESTURE_TRAIN_COMMAND} "
+                f"{rec.source}")
+    else:
+        hint = ("; record EMG with a reference pose (record.launch.py, a data glove or a hand "
+                "tracker on hand/reference/joint_states) to train a pose model")
+    raise DataError(f"{rec.source} holds {rec.describe_labels()}: no {wanted} to train a pose "
+                    f"model on{hint}")
+
+
 def prepare_data(recordings: Sequence[Recording], settings: TrainSettings,
                  preprocess: PreprocessConfig | None = None,
                  network: NetworkConfig | None = None) -> PreparedData:
@@ -448,6 +477,8 @@ def prepare_data(recordings: Sequence[Recording], settings: TrainSettings,
     """
     if not recordings:
         raise DataError("no recordings given")
+    for rec in recordings:
+        pose_output_for(rec, settings.output)
     first = recordings[0]
     out_names = output_names_for(settings.output, tuple(settings.value_names)
                                  or (first.value_names if settings.output == "values" else None))

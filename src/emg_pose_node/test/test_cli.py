@@ -81,3 +81,18 @@ def test_bad_input_is_a_clear_error(tmp_path, capsys):
     assert train_main([str(wrong), "--out", str(tmp_path / "x.st"), "--model-rate-hz", "100",
                        *TINY]) == 2
     assert "integer" in capsys.readouterr().err
+
+
+def test_a_gesture_only_recording_names_what_it_holds_and_the_gesture_command(tmp_path, capsys):
+    """A Myo recording (c1..c8,label: gesture classes, no pose) cannot train a pose model:
+    the error says what the file holds and which command trains on it."""
+    rng = np.random.default_rng(0)
+    rows = [",".join(str(v) for v in rng.integers(-20, 20, 8)) + f",{k // 200}"
+            for k in range(800)]
+    path = tmp_path / "myo" / "1.txt"
+    path.parent.mkdir()
+    path.write_text("\n".join(rows) + "\n")
+    assert train_main([str(path), "--out", str(tmp_path / "x.safetensors"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "gesture labels (classes [0, 1, 2, 3])" in err and "emg_gesture_train" in err
+    assert "output_names" not in err

@@ -5,8 +5,9 @@ tests drive the controller with made-up times and the node with its steady clock
 
 :class:`ControllerCore` is the whole controller behaviour the node wires to ROS:
 
-* input (human joint angles, by name) is checked: wrong length / missing joints and
-  NaN/inf are rejected and counted, nothing else happens;
+* input (human joint angles, by name) is checked: wrong length / missing joints, NaN/inf
+  and angles so large that the retargeted command is not finite (1e308 times a gain of 2
+  overflows to inf, and inf - inf is NaN) are rejected and counted, nothing else happens;
 * while enabled, each accepted input is retargeted through the profile and passed through
   :class:`SafetyFilter` (clamp to limits, optional first-order low-pass, rate limit to each
   joint's max velocity), giving one command;
@@ -165,14 +166,21 @@ class ControllerCore:
 
     # --- input --------------------------------------------------------------------------
     def parse_input(self, names: Sequence[str], positions: Sequence[float]) -> np.ndarray | None:
-        """Human joint angles (20,) in JOINT_NAMES order, or None (rejected and counted)."""
+        """The target (n,) [rad] retargeted from human joint angles given by name, not yet
+        clamped; None when the input is rejected (and counted)."""
         self.counters.received += 1
         try:
             q = JOINT_ORDER.order(names, positions)
         except NameOrderError as err:
             return self._reject("nonfinite" if err.kind == "nonfinite" else "length", str(err))
+        with np.errstate(over="ignore", invalid="ignore"):
+            target = self.profile.retarget(q)
+        if not np.all(np.isfinite(target)):
+            return self._reject("nonfinite", "joint angles out of range: the retargeted "
+                                f"command is not finite (largest |angle| {np.abs(q).max():.3g} "
+                                "rad)")
         self.counters.accepted += 1
-        return q
+        return target
 
     def _reject(self, reason: str, message: str) -> None:
         if reason == "length":
@@ -185,12 +193,12 @@ class ControllerCore:
     def on_input(self, names: Sequence[str], positions: Sequence[float],
                  t_s: float) -> Command | None:
         """A human hand pose arrived: the command to send now, or None."""
-        q = self.parse_input(names, positions)
-        if q is None or not self.enabled:
+        target = self.parse_input(names, positions)
+        if target is None or not self.enabled:
             return None
         self._last_input_t = t_s
         self.state = State.ACTIVE
-        return self._command(self.profile.retarget(q), t_s)
+        return self._command(target, t_s)
 
     def on_contacts(self, fingers: Sequence[str], normal_force_n: Sequence[float],
                     t_s: float) -> None:

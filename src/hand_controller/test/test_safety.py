@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from emg_hand_core.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
 from emg_hand_core.poses import NAMED_POSES
-from hand_controller.profile import load_profile, resolve_profile_path
+from hand_controller.profile import load_profile, profile_from_dict, resolve_profile_path
 from hand_controller.safety import ControllerCore, SafetyFilter, State
 
 PERIOD = 0.01
@@ -140,6 +140,21 @@ def test_bad_input_is_rejected_counted_and_moves_nothing(prosthetic, names, valu
     np.testing.assert_array_equal(c.position, before)
     # rejected input does not feed the watchdog
     assert c.on_tick(0.25).watchdog
+
+
+def test_angles_whose_command_overflows_are_rejected_and_never_poison_the_position():
+    """1e308 rad through gains 2 and -2 is inf - inf = NaN: rejected, not commanded (a NaN
+    command used to stick: every later command was NaN too)."""
+    profile = profile_from_dict({"name": "mixed", "joints": [
+        {"name": "j0", "kind": "rotation", "lower": -1.0, "upper": 1.0, "max_velocity": 1.0,
+         "gains": {JOINT_NAMES[0]: 2.0, JOINT_NAMES[1]: -2.0}}], "safe_posture": {"j0": 0.0}})
+    c = core(profile, enabled=True)
+    huge = [1e308, 1e308] + [0.0] * 18
+    assert c.on_input(JOINT_NAMES, huge, 0.01) is None
+    assert c.last_error.reason == "nonfinite" and "out of range" in c.last_error.message
+    assert c.counters.rejected_nonfinite == 1 and c.counters.accepted == 0
+    cmd = c.on_input(JOINT_NAMES, [0.2] * 20, 0.02)
+    assert np.all(np.isfinite(cmd.positions)) and np.all(np.isfinite(c.position))
 
 
 def test_names_in_any_order_and_extra_joints_are_accepted(prosthetic):
