@@ -25,6 +25,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -546,8 +547,12 @@ def train(recordings: Sequence[Recording], settings: TrainSettings,
                                "source": data.sources[split]}
         metrics[f"{split}_mae"] = float(np.mean(np.abs(pred - true)))
         metrics[f"{split}_windows"] = int(len(ws))
+    names = ", ".join(Path(r.source).name or r.source for r in recordings)
     training = {
         "data": [rec.summary() for rec in recordings],
+        # what the evaluation's training-mean baseline needs (evaluation.py)
+        "baselines": {"train_mean": y_train.mean(0).tolist(), "windows": int(len(y_train)),
+                      "fitted_on": f"train split of {names}"},
         "settings": settings.to_dict(),
         "splits": {"val_fraction": settings.val_fraction,
                    "test_fraction": settings.test_fraction, "order": "chronological"},

@@ -554,7 +554,7 @@ def read(path: str | Path, mapping=None, scale_v_per_unit: float | None = None,
     if not labels:
         label_ok = None
 
-    stats.update(rows_read=n, bad_lines=len(table.bad_lines),
+    stats.update(rows_read=n, unparsed_lines=len(table.bad_lines),
                  emg_missing_rows=int((~emg_ok & ~bad_line).sum()),
                  target_missing_rows=missing_targets)
     report = _report(stats, table, emg_ok, bad_line, header, plan)
@@ -586,7 +586,8 @@ def _gestures(table: Table, col: int, names: tuple[str, ...], where: object
 
 def _report(stats: dict, table: Table, emg_ok: np.ndarray, bad_line: np.ndarray,
             header: list[str], plan: _Plan) -> str:
-    """One line: what was dropped or lost, where ('' when the file is clean)."""
+    """One line: what was dropped or lost, and where ('' when the file is clean); the rows
+    stay in place as dropped samples or unlabelled rows."""
     parts = []
     if table.bad_lines:
         parts.append(table.describe_bad_lines().replace("; kept as dropped samples", ""))
@@ -610,7 +611,7 @@ def _report(stats: dict, table: Table, emg_ok: np.ndarray, bad_line: np.ndarray,
                      "(unlabelled)")
     if not parts:
         return ""
-    return "; ".join(parts) + "; kept in place as dropped samples"
+    return "; ".join(parts)
 
 
 def _count(k: int, what: str) -> str:
