@@ -97,7 +97,15 @@ _TRAIN_FLAGS = {  # flag -> (TrainSettings field, type, help)
     "--grad-clip": ("grad_clip", float, "gradient norm clip (0: off)"),
     "--patience": ("early_stop_patience", int, "early stopping patience [epochs] (0: off)"),
     "--lr-patience": ("lr_patience", int, "ReduceLROnPlateau patience [epochs]"),
+    "--adapt-norm-s": ("adapt_norm_s", _optional_float, "adaptive normalisation: weight of "
+                       "the training statistics [s] (statistics follow the stream; off: none)"),
+    "--adapt-norm-max-s": ("adapt_norm_max_s", float, "adaptive normalisation: memory [s]"),
     "--gain-augment": ("gain_augment", float, "std of random per-channel log gain"),
+    "--amplitude-augment": ("amplitude_augment", float, "std of a random log gain of all "
+                            "channels per window"),
+    "--noise-augment": ("noise_augment", float, "std of added noise [normalised units]"),
+    "--rotation-augment": ("rotation_augment", int, "roll the channel ring by up to +-k "
+                           "electrodes per window (armbands: 1)"),
     "--fk-loss-weight": ("fk_loss_weight", float, "joint angles: weight of keypoint loss"),
     "--average-last": ("average_last", int, "average the weights of the last N epochs"),
     "--seed": ("seed", int, "random seed"),

@@ -86,7 +86,12 @@ class TrainSettings:
     lr_patience: int = 2
     lr_factor: float = 0.5
     min_learning_rate: float = 1e-5
+    adapt_norm_s: float | None = None  # adaptive normalisation (preprocessing.py) [s]
+    adapt_norm_max_s: float = 120.0  # its longest memory [s]
     gain_augment: float = 0.0  # std of a random per-channel log-gain per training window
+    amplitude_augment: float = 0.0  # std of a random log-gain of all channels per window
+    noise_augment: float = 0.0  # std of added noise, in normalised units
+    rotation_augment: int = 0  # roll the channels by a random -k..k per window (a ring)
     fk_loss_weight: float = 0.0  # joint_angles: add keypoint MSE [cm^2] through FK
     average_last: int = 0  # average the weights of the best epoch and up to N-1 before it
     seed: int = 0
@@ -413,7 +418,9 @@ def build_preprocess(settings: TrainSettings, rec: Recording) -> PreprocessConfi
     return PreprocessConfig(sample_rate_hz=rate, decimation=decimation,
                             highpass_hz=settings.highpass_hz, notch_hz=settings.notch_hz,
                             lowpass_hz=settings.lowpass_hz, rectify=settings.rectify,
-                            envelope_hz=settings.envelope_hz, channel_names=rec.channel_names)
+                            envelope_hz=settings.envelope_hz, channel_names=rec.channel_names,
+                            adapt_s=settings.adapt_norm_s,
+                            adapt_max_s=settings.adapt_norm_max_s)
 
 
 def build_network_config(settings: TrainSettings, in_channels: int, model_rate_hz: float,
@@ -477,7 +484,7 @@ def prepare_data(recordings: Sequence[Recording], settings: TrainSettings,
     sources = {s: [] for s in ends}
     offset = 0
     for k, p in enumerate(preps):
-        p.normalised = pre.normalise(p.filtered)
+        p.normalised = pre.normalise_all(p.filtered)
         for split in ends:
             start, stop = segment(len(p), split, settings.val_fraction, settings.test_fraction)
             e = window_ends(p, network.window, hop if split == "train" else eval_hop, start, stop)
@@ -491,11 +498,30 @@ def prepare_data(recordings: Sequence[Recording], settings: TrainSettings,
                         {s: np.concatenate(v) for s, v in sources.items()}, preps)
 
 
-def _gain_augment(std: float):
+def make_augment(settings: TrainSettings):
+    """The training-window augmentation the settings ask for, or None. On x (B, C, W):
+    a random roll of the channel ring by -k..k (``rotation_augment``: an armband put on
+    turned by whole electrodes), a log-normal gain per channel (``gain_augment``: electrode
+    contact) and per window (``amplitude_augment``: overall level), added Gaussian noise
+    (``noise_augment``, normalised units)."""
+    k, g, a, n = (settings.rotation_augment, settings.gain_augment, settings.amplitude_augment,
+                  settings.noise_augment)
+    if not (k or g or a or n):
+        return None
+
     def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        # x (B, C, W): one random gain per window and channel; log-normal around 1.
-        gains = torch.exp(std * torch.randn(x.shape[0], x.shape[1], 1, generator=gen))
-        return x * gains
+        b, c = x.shape[:2]
+        if k:
+            shift = torch.randint(-k, k + 1, (b,), generator=gen)
+            idx = (torch.arange(c)[None, :] - shift[:, None]) % c  # (B, C)
+            x = torch.gather(x, 1, idx[:, :, None].expand_as(x))
+        if g or a:
+            log_gain = g * torch.randn(b, c, 1, generator=gen) + a * torch.randn(
+                b, 1, 1, generator=gen)
+            x = x * torch.exp(log_gain)
+        if n:
+            x = x + n * torch.randn(x.shape, generator=gen)
+        return x
     return augment
 
 
@@ -531,7 +557,7 @@ def train(recordings: Sequence[Recording], settings: TrainSettings,
                  lr_patience=settings.lr_patience, lr_factor=settings.lr_factor,
                  min_learning_rate=settings.min_learning_rate,
                  average_last=settings.average_last,
-                 augment=_gain_augment(settings.gain_augment) if settings.gain_augment else None,
+                 augment=make_augment(settings),
                  generator=gen, progress_cb=progress_cb, should_stop=should_stop,
                  show_progress=settings.show_progress)
     model.eval()
@@ -756,4 +782,4 @@ class _InputMixing(nn.Module):
 def _normalise(ckpt: Checkpoint, filtered: np.ndarray) -> np.ndarray:
     from .preprocessing import Preprocessor
 
-    return Preprocessor(ckpt.preprocess).normalise(filtered)
+    return Preprocessor(ckpt.preprocess).normalise_all(filtered)
