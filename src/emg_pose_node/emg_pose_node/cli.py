@@ -146,10 +146,9 @@ def _preset_argument(p: argparse.ArgumentParser) -> None:
                    help="settings preset; explicit flags override it (see training.PRESETS)")
 
 
-def _settings_arguments(p: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+def _settings_arguments(p: argparse.ArgumentParser) -> None:
     for flag, (_, kind, text) in _TRAIN_FLAGS.items():
-        if flag not in skip:
-            p.add_argument(flag, type=kind, default=None, help=text)
+        p.add_argument(flag, type=kind, default=None, help=text)
 
 
 def _settings(args, recordings: list, base: dict | None = None):
