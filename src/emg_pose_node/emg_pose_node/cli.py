@@ -23,7 +23,9 @@ from pathlib import Path
 
 from emg_hand_core.recordings import DataError, load_recording
 from emg_hand_core.recordings.columns import (
+    add_flag_table,
     add_mapping_arguments,
+    flags_given,
     mapping_from_args,
     save_mapping,
 )
@@ -147,8 +149,7 @@ def _preset_argument(p: argparse.ArgumentParser) -> None:
 
 
 def _settings_arguments(p: argparse.ArgumentParser) -> None:
-    for flag, (_, kind, text) in _TRAIN_FLAGS.items():
-        p.add_argument(flag, type=kind, default=None, help=text)
+    add_flag_table(p, _TRAIN_FLAGS)
 
 
 def _settings(args, recordings: list, base: dict | None = None):
@@ -157,10 +158,7 @@ def _settings(args, recordings: list, base: dict | None = None):
 
     overrides = dict(base or {})
     overrides.update(PRESETS[args.preset] if args.preset else {})
-    for flag, (name, _, _) in _TRAIN_FLAGS.items():
-        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
-        if value is not None:
-            overrides[name] = value
+    overrides.update(flags_given(args, _TRAIN_FLAGS))
     if "output" not in overrides:
         first = recordings[0]
         overrides["output"] = "joint_angles" if first.joint_angles is not None else "values"

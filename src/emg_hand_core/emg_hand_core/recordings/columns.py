@@ -626,7 +626,7 @@ def looks_like(path: Path) -> bool:
 
 # --- command-line flags (emg_pose_train, emg_pose_eval) ------------------------------------
 
-MAPPING_FLAGS: dict[str, tuple[str, Any, str]] = {
+MAPPING_FLAGS: dict[str, tuple[str, Any, str]] = {  # see FlagTable
     "--emg-columns": ("emg", str, "EMG columns: names, globs, 0-based indices, a:b ranges "
                       "(comma-separated)"),
     "--emg-unit": ("emg_unit", str, "V | mV | uV | counts"),
@@ -652,6 +652,22 @@ MAPPING_FLAGS: dict[str, tuple[str, Any, str]] = {
 }
 
 
+FlagTable = dict[str, tuple[str, Any, str]]  # flag -> (field name, type, help)
+
+
+def add_flag_table(parser, table: FlagTable) -> None:
+    """One optional argument (default None) per flag of ``table``."""
+    for flag, (_, kind, text) in table.items():
+        parser.add_argument(flag, type=kind, default=None, help=text)
+
+
+def flags_given(args: argparse.Namespace, table: FlagTable) -> dict[str, Any]:
+    """{field name: value} of the flags of ``table`` that were given."""
+    values = {name: getattr(args, flag.lstrip("-").replace("-", "_"), None)
+              for flag, (name, _, _) in table.items()}
+    return {k: v for k, v in values.items() if v is not None}
+
+
 def add_mapping_arguments(parser: argparse.ArgumentParser) -> None:
     """The column-mapping flags (--columns, --emg-columns, ..., --save-columns)."""
     g = parser.add_argument_group(
@@ -659,8 +675,7 @@ def add_mapping_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--columns", metavar="PRESET|YAML",
                    help=f"a mapping: a preset ({', '.join(PRESETS)}) or a YAML file; the "
                         "flags below override its fields")
-    for flag, (_, kind, text) in MAPPING_FLAGS.items():
-        g.add_argument(flag, type=kind, default=None, help=text)
+    add_flag_table(g, MAPPING_FLAGS)
     g.add_argument("--save-columns", action="store_true",
                    help="save the mapping next to each data file (<name>.columns.yaml), "
                         "where every later command finds it")
@@ -668,9 +683,7 @@ def add_mapping_arguments(parser: argparse.ArgumentParser) -> None:
 
 def mapping_from_args(args: argparse.Namespace) -> ColumnMapping | None:
     """The mapping the flags describe, or None when no mapping flag was given."""
-    given = {name: getattr(args, flag.lstrip("-").replace("-", "_"))
-             for flag, (name, _, _) in MAPPING_FLAGS.items()}
-    given = {k: v for k, v in given.items() if v is not None}
+    given = flags_given(args, MAPPING_FLAGS)
     if not given and not args.columns:
         return None
     if given.get("keypoint_order") and given["keypoint_order"] not in KEYPOINT_ORDERS:
@@ -680,6 +693,6 @@ def mapping_from_args(args: argparse.Namespace) -> ColumnMapping | None:
 
 
 __all__ = ["FOLDER_MAPPING", "KEYPOINT_ORDERS", "MAPPING_FLAGS", "PRESETS", "ColumnMapping",
-           "add_mapping_arguments", "as_mapping", "find_mapping", "load_mapping_file",
-           "looks_like", "mapping_from_args", "mapping_path", "read", "resolve_columns",
-           "save_mapping"]
+           "add_flag_table", "add_mapping_arguments", "as_mapping", "find_mapping",
+           "flags_given", "load_mapping_file", "looks_like", "mapping_from_args",
+           "mapping_path", "read", "resolve_columns", "save_mapping"]
