@@ -108,6 +108,8 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--extra", action="append", default=[], metavar="NAME=FLAGS",
                    help="another variant, e.g. 'both=--adapt-norm-s 10 --noise-augment 0.1'")
+    p.add_argument("--recipe", action="append", default=[], metavar="DATASET=FLAGS",
+                   help="replace a dataset's recipe, e.g. 'prompted=--model-rate-hz 125'")
     p.add_argument("--seeds", default="0")
     p.add_argument("--seconds", type=float, default=90.0, help="sim: seconds per session")
     p.add_argument("--json", help="write every run here")
@@ -116,6 +118,9 @@ def main(argv=None) -> int:
     for extra in args.extra:
         name, _, flags = extra.partition("=")
         variants[name] = flags.split()
+    for recipe in args.recipe:
+        name, _, flags = recipe.partition("=")
+        RECIPES[name] = flags.split()
     seeds = [int(s) for s in args.seeds.split(",")]
     data = shared_data()
     tmp = tempfile.TemporaryDirectory()
