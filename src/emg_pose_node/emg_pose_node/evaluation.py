@@ -4,7 +4,8 @@ Baselines, always fitted where the model was trained, never on the data being sc
 baseline fitted on the scored data flatters itself, and the model looks worse than it is):
 
 * ``train_mean``: always predicts the mean training target, stored in the checkpoint at
-  training time (``training["baselines"]``).
+  training time (``training["baselines"]``; older checkpoints: the network's output
+  offset, which training sets to that mean and never changes).
 * ``ridge``: ridge regression on per-channel window features, log RMS and log MAV of the
   (preprocessing-filtered) EMG of each window, standardised; refitted on the training
   split of the model's training recordings: ``train_recordings`` (``emg_pose_eval --train
@@ -234,11 +235,16 @@ def _add_baselines(result: dict, ckpt: Checkpoint, recordings: Sequence[Recordin
                                              preprocess=ckpt.preprocess, network=ckpt.network)
         where = f"train split of {_describe(recordings)} (the model's training data)"
     stored = ckpt.training.get("baselines", {}).get("train_mean")
+    if stored is None and ckpt.training.get("settings") and "out_mean" in ckpt.state_dict:
+        # checkpoints from before the stored baselines: train() set the output offset to
+        # the mean training target, a buffer that training does not change
+        stored = ckpt.state_dict["out_mean"].tolist()
     if stored is not None and len(stored) == len(names):
         mean = np.asarray(stored, dtype=np.float64)
         notes["train_mean"] = {"fitted_on": "the model's training data (stored in the "
-                                            "checkpoint: " + ckpt.training["baselines"].get(
-                                                "fitted_on", "train split") + ")"}
+                                            "checkpoint: " + ckpt.training.get(
+                                                "baselines", {}).get(
+                                                "fitted_on", "its output offset") + ")"}
     elif fit is not None and len(fit.ends["train"]):
         mean = fit.y.numpy()[fit.ends["train"]].mean(0)
         notes["train_mean"] = {"fitted_on": where}
