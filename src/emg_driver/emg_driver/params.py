@@ -397,7 +397,8 @@ PARAMS = ParamTable(
             "",
             "Recording to replay (replay source), any format of emg_hand_core.recordings: "
             "emg2pose .h5/.hdf5, a rosbag2 folder, EEG-EMG-Hands CSV, BrainFlow exg.csv "
-            "or run folder, Myo .txt. Replay and training read a file identically.",
+            "or run folder, Myo .txt, any CSV with its column mapping saved next to it "
+            "(<name>.columns.yaml). Replay and training read a file identically.",
         ),
         Param(
             "format",

@@ -129,6 +129,13 @@ def _generated_recordings(folder):
     lines[100] = "4,2,1,0,-1,0,0,0,00,3,2,0,1,1,-1,0,0"  # two samples run together
     (folder / "7.txt").write_text("\n".join(lines) + "\n")
     files["myo_readings"] = folder / "7.txt"
+    from emg_hand_core.recordings.columns import save_mapping
+
+    own = csv(folder / "mine.csv", ["t_ms", "a", "b", "thumb"],
+              np.c_[np.arange(300) * 4.0, rng.normal(0, 1, (300, 2)), rng.uniform(size=300)])
+    save_mapping({"emg": "a,b", "emg_unit": "mV", "time": "t_ms", "time_unit": "ms",
+                  "values": "thumb"}, own)
+    files["columns"] = own
     return files
 
 

@@ -62,3 +62,39 @@ def test_a_file_with_a_merged_line_is_replayed_around_it_and_named_in_the_log(tm
     chunks = src.poll(100_000_000)  # 0.1 s at 200 Hz: every row is due
     idx = [i for c in chunks for i in range(c.first_index, c.end_index)]
     assert idx == [0, 1, 2, 3, 5, 6, 7, 8, 9] and src.status()["replay_rows_skipped"] == 1
+
+
+def test_a_column_mapped_csv_replays_as_training_reads_it(tmp_path):
+    """A CSV with its column mapping saved next to it: the driver's replay gets the same
+    recording as load_recording (training), the bad line a gap, the angles the reference."""
+    from emg_driver.params import build_settings
+    from emg_driver.sources import make_source
+    from emg_hand_core.hand_model import JOINT_NAMES
+    from emg_hand_core.recordings.columns import save_mapping
+
+    n = 40
+    rng = np.random.default_rng(0)
+    q_deg = rng.uniform(0, 40, (n, 20))
+    path = tmp_path / "mine.csv"
+    lines = ["t_ms,label,a,b," + ",".join(JOINT_NAMES)]
+    lines += [f"{4 * i},x,{i},{-i}," + ",".join(f"{v:.4f}" for v in q_deg[i]) for i in range(n)]
+    lines[8] = "4,broken"
+    path.write_text("\n".join(lines) + "\n")
+    save_mapping({"emg": "a,b", "emg_unit": "mV", "time": "t_ms", "time_unit": "ms",
+                  "joint_angles": "auto", "angle_unit": "deg"}, path)
+    events = []
+    src = make_source(build_settings({"source": "replay", "file": str(path)}),
+                      arrival_clock=lambda: 0.0, on_chunks=lambda chunks: None,
+                      on_event=lambda level, text: events.append(text))
+    rec = load_recording(path)
+    assert src.rec.format == "columns" and src.has_reference
+    np.testing.assert_array_equal(src.rec.emg, rec.emg)
+    np.testing.assert_array_equal(src.rec.valid_emg(), rec.valid_emg())
+    assert src.rec.sample_rate_hz == rec.sample_rate_hz == 250.0
+    assert any("1 line did not parse (line 9)" in e for e in events)
+    src.start(0)
+    chunks = [c for k in range(1, 30) for c in src.poll(k * 10_000_000)]  # 10 ms steps
+    index = [i for c in chunks for i in range(c.first_index, c.end_index)]
+    assert 7 not in index and len(index) == n - 1  # the broken line is a gap, not a shift
+    np.testing.assert_allclose(np.concatenate([c.data for c in chunks])[:, 0],
+                               [i * 1e-3 for i in range(n) if i != 7], rtol=1e-6)

@@ -1,11 +1,14 @@
 """Console scripts: emg_pose_train, emg_pose_eval, emg_pose_export
 (also ``python -m emg_pose_node.cli train|eval|export ...``).
 
-emg_pose_train DATA... --out MODEL.safetensors [--report-dir DIR] [options]
-    Train (or, with --finetune-from, fine-tune) from recordings of any supported format;
-    writes the checkpoint and a JSON + PNG report.
-emg_pose_eval --checkpoint MODEL DATA... [--split test] [--json]
-    Metrics of the model and two baselines on the same chronological split.
+emg_pose_train DATA... --out MODEL.safetensors [--test DATA...] [--report-dir DIR] [options]
+    Train (or, with --finetune-from, fine-tune) from recordings of any supported format
+    (any CSV through a column mapping: --columns / --emg-columns ...); writes the
+    checkpoint and a JSON + PNG report; --test scores whole held-out files.
+emg_pose_eval --checkpoint MODEL DATA... [--split test] [--train DATA...] [--json]
+    Metrics of the model and two baselines fitted on the model's training data.
+emg_pose_eval --cv file DATA... [--preset ... | --checkpoint RECIPE] [training flags]
+    Leave one file out: a model per fold, mean and spread over folds.
 emg_pose_export --checkpoint MODEL --out MODEL.onnx
     ONNX export for ONNX Runtime, checked against PyTorch.
 """
@@ -15,9 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from emg_hand_core.recordings import DataError, load_recording
+from emg_hand_core.recordings.columns import (
+    add_flag_table,
+    add_mapping_arguments,
+    flags_given,
+    mapping_from_args,
+    save_mapping,
+)
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -32,9 +43,30 @@ def _optional_float(text: str) -> float | None:
     return None if text.lower() in ("", "none", "off") else float(text)
 
 
-def _load_all(paths: list[str], fmt: str, channels: tuple[str, ...] | None) -> list:
-    return [load_recording(p, format=fmt, channels=list(channels) if channels else None)
-            for p in paths]
+def _load_all(paths: list[str], args, channels: tuple[str, ...] | None = None) -> list:
+    """Recordings of ``paths`` as the flags say (format, column mapping); with
+    --save-columns the mapping is saved next to each file. One line per file to stderr."""
+    mapping = mapping_from_args(args)
+    options = {} if mapping is None else {"mapping": mapping}
+    fmt = args.format if mapping is None or args.format != "auto" else "columns"
+    out = []
+    for path in paths:
+        rec = load_recording(path, format=fmt, channels=list(channels) if channels else None,
+                             **options)
+        if mapping is not None and args.save_columns:
+            print(f"saved the column mapping: {save_mapping(mapping, path)}", file=sys.stderr)
+        report = rec.meta.get("report") or rec.meta.get("bad_lines") or ""
+        print(f"{rec.source}: {rec.format}, {rec.num_channels} ch at {rec.sample_rate_hz:.2f} "
+              f"Hz, {rec.duration_s:.1f} s, {rec.describe_labels()}"
+              + (f"; {report}" if report else ""), file=sys.stderr)
+        out.append(rec)
+    return out
+
+
+def _data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", default="auto", help="recording format (default: by path; "
+                   "a column mapping means 'columns')")
+    add_mapping_arguments(p)
 
 
 # --- train ------------------------------------------------------------------------
@@ -67,7 +99,15 @@ _TRAIN_FLAGS = {  # flag -> (TrainSettings field, type, help)
     "--grad-clip": ("grad_clip", float, "gradient norm clip (0: off)"),
     "--patience": ("early_stop_patience", int, "early stopping patience [epochs] (0: off)"),
     "--lr-patience": ("lr_patience", int, "ReduceLROnPlateau patience [epochs]"),
+    "--adapt-norm-s": ("adapt_norm_s", _optional_float, "adaptive normalisation: weight of "
+                       "the training statistics [s] (statistics follow the stream; off: none)"),
+    "--adapt-norm-max-s": ("adapt_norm_max_s", float, "adaptive normalisation: memory [s]"),
     "--gain-augment": ("gain_augment", float, "std of random per-channel log gain"),
+    "--amplitude-augment": ("amplitude_augment", float, "std of a random log gain of all "
+                            "channels per window"),
+    "--noise-augment": ("noise_augment", float, "std of added noise [normalised units]"),
+    "--rotation-augment": ("rotation_augment", int, "roll the channel ring by up to +-k "
+                           "electrodes per window (armbands: 1)"),
     "--fk-loss-weight": ("fk_loss_weight", float, "joint angles: weight of keypoint loss"),
     "--average-last": ("average_last", int, "average the weights of the last N epochs"),
     "--seed": ("seed", int, "random seed"),
@@ -81,13 +121,15 @@ def train_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("data", nargs="+", help="recordings: emg2pose .h5, rosbag2 dirs, CSV ...")
     p.add_argument("--out", required=True, help="checkpoint to write (.safetensors)")
+    p.add_argument("--test", nargs="+", metavar="DATA",
+                   help="held-out recordings scored whole after training (the training "
+                        "files then have no test part)")
     p.add_argument("--report-dir", help="write <name>.json and <name>.png here")
-    p.add_argument("--format", default="auto", help="recording format (default: by path)")
+    _data_arguments(p)
     p.add_argument("--channels", type=_csv, help="comma-separated EMG channels to use")
     p.add_argument("--usable-channels", action="store_true",
                    help="drop channels with RMS below 15%% of the largest (unused electrodes)")
-    p.add_argument("--preset", choices=["seed", "log_power", "default", "fingers_125hz"],
-                   help="settings preset; explicit flags override it (see training.PRESETS)")
+    _preset_argument(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--finetune-from", help="fine-tune this checkpoint on the data instead")
     p.add_argument("--unfreeze-last-lstm", action="store_true",
@@ -95,9 +137,32 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter-epochs", type=int, default=None,
                    help="fine-tuning: epochs of the input-adapter stage (default 10; 0 = "
                         "head only)")
-    for flag, (_, kind, text) in _TRAIN_FLAGS.items():
-        p.add_argument(flag, type=kind, default=None, help=text)
+    _settings_arguments(p)
     return p
+
+
+def _preset_argument(p: argparse.ArgumentParser) -> None:
+    from .training import PRESETS
+
+    p.add_argument("--preset", choices=list(PRESETS),
+                   help="settings preset; explicit flags override it (see training.PRESETS)")
+
+
+def _settings_arguments(p: argparse.ArgumentParser) -> None:
+    add_flag_table(p, _TRAIN_FLAGS)
+
+
+def _settings(args, recordings: list, base: dict | None = None):
+    """TrainSettings from ``base`` (a checkpoint's), the preset and the explicit flags."""
+    from .training import PRESETS, TrainSettings, pose_output_for
+
+    overrides = dict(base or {})
+    overrides.update(PRESETS[args.preset] if args.preset else {})
+    overrides.update(flags_given(args, _TRAIN_FLAGS))
+    if "output" not in overrides:  # what the data has (or why it cannot train a pose)
+        overrides["output"] = pose_output_for(recordings[0])
+    return TrainSettings.from_dict({**TrainSettings().to_dict(), **overrides,
+                                    "show_progress": not args.no_progress})
 
 
 def train_main(argv: list[str] | None = None) -> int:
@@ -106,34 +171,37 @@ def train_main(argv: list[str] | None = None) -> int:
     from .checkpoint import load_checkpoint, save_checkpoint
     from .evaluation import evaluate, format_table
     from .report import write_report
-    from .training import PRESETS, TrainSettings, pose_output_for, train
+    from .training import train
 
     args = train_parser().parse_args(argv)
     try:
-        recordings = _load_all(args.data, args.format, args.channels)
+        recordings = _load_all(args.data, args, args.channels)
+        tests = _load_all(args.test, args, args.channels) if args.test else []
         if args.usable_channels:
             keep = usable_channels(recordings[0])
             recordings = [r.select_channels(keep) for r in recordings]
+            tests = [r.select_channels(keep) for r in tests]
         if args.finetune_from:
             return _finetune_cli(args, recordings)
-        overrides = dict(PRESETS[args.preset]) if args.preset else {}
-        for flag, (name, _, _) in _TRAIN_FLAGS.items():
-            value = getattr(args, flag.lstrip("-").replace("-", "_"))
-            if value is not None:
-                overrides[name] = value
-        if "output" not in overrides:  # what the data has (or why it cannot train a pose)
-            overrides["output"] = pose_output_for(recordings[0])
-        settings = TrainSettings.from_dict({**TrainSettings().to_dict(), **overrides,
-                                            "show_progress": not args.no_progress})
+        settings = _settings(args, recordings)
+        if tests:
+            if settings.test_fraction > 0 and args.test_fraction:
+                raise DataError("--test and --test-fraction: give one of them")
+            settings = replace(settings, test_fraction=0.0)
         print(f"training on {len(recordings)} recording(s), "
               f"{sum(r.duration_s for r in recordings):.1f} s, channels "
               f"{list(recordings[0].channel_names)}", file=sys.stderr)
         result = train(recordings, settings)
         ckpt = result.checkpoint
         evaluation = None
-        if settings.test_fraction > 0:
+        if tests:
+            evaluation = evaluate(ckpt, tests, split="all", train_recordings=recordings)
+            ckpt.training["test_data"] = [r.summary() for r in tests]
+        elif settings.test_fraction > 0:
             evaluation = evaluate(ckpt, recordings, split="test")
+        if evaluation is not None:
             ckpt.metrics["test"] = {k: v for k, v in evaluation["models"].items()}
+            ckpt.metrics["test_baselines"] = evaluation["baselines"]
             print(format_table(evaluation))
         path = save_checkpoint(ckpt, args.out)
         load_checkpoint(path)  # what was written must load
@@ -184,37 +252,57 @@ def _finetune_cli(args, recordings) -> int:
 
 
 def eval_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="emg_pose_eval",
-                                description="Evaluate a checkpoint next to two baselines.")
+    p = argparse.ArgumentParser(
+        prog="emg_pose_eval",
+        description="Evaluate a checkpoint next to two baselines fitted on the model's training "
+                    "data, or (--cv file) cross-validate a training recipe leaving one file out.")
     p.add_argument("data", nargs="+", help="recordings")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--format", default="auto")
+    p.add_argument("--checkpoint", help="the model (with --cv: its training settings are the "
+                   "recipe, flags override them)")
+    p.add_argument("--train", nargs="+", metavar="DATA",
+                   help="the model's training recordings: the ridge baseline is refitted on "
+                        "their train split (needed when DATA are other recordings)")
+    _data_arguments(p)
     p.add_argument("--channels", type=_csv,
                    help="EMG channels to use (default: the checkpoint's channel names)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
-    p.add_argument("--val-fraction", type=float, help="default: the checkpoint's")
-    p.add_argument("--test-fraction", type=float, help="default: the checkpoint's")
-    p.add_argument("--eval-hop-s", type=float, help="hop between windows [s]")
+    p.add_argument("--split", choices=["train", "val", "test", "all"],
+                   help="default: test on the model's training recordings (its held-out "
+                        "end), all on other recordings")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
+    p.add_argument("--cv", choices=["file"], help="cross-validation: 'file' = leave one file "
+                   "out (a model trained per fold on the other files)")
+    g = p.add_argument_group("training settings of --cv (as emg_pose_train)")
+    _preset_argument(g)
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _settings_arguments(g)
     return p
 
 
 def eval_main(argv: list[str] | None = None) -> int:
     from .checkpoint import _jsonable, load_checkpoint
-    from .evaluation import evaluate, format_table
+    from .evaluation import evaluate, format_table, is_training_data
 
     args = eval_parser().parse_args(argv)
     try:
+        if args.cv:
+            return _cv_cli(args)
+        if not args.checkpoint:
+            raise DataError("--checkpoint is needed (or --cv file to cross-validate a recipe)")
         ckpt = load_checkpoint(args.checkpoint)
+        recordings = _load_all(args.data, args)
+        train_recs = _load_all(args.train, args) if args.train else None
         channels = args.channels
-        recordings = _load_all(args.data, args.format, None)
+        every = recordings + (train_recs or [])
         if channels is None and ckpt.channel_names and all(
-                set(ckpt.channel_names) <= set(r.channel_names) for r in recordings):
+                set(ckpt.channel_names) <= set(r.channel_names) for r in every):
             channels = ckpt.channel_names
         if channels:
             recordings = [r.select_channels(list(channels)) for r in recordings]
-        result = evaluate(ckpt, recordings, split=args.split, val_fraction=args.val_fraction,
-                          test_fraction=args.test_fraction, eval_hop_s=args.eval_hop_s)
+            train_recs = [r.select_channels(list(channels)) for r in train_recs or []] or None
+        split = args.split or ("test" if is_training_data(ckpt, recordings) else "all")
+        result = evaluate(ckpt, recordings, split=split, val_fraction=args.val_fraction,
+                          test_fraction=args.test_fraction, eval_hop_s=args.eval_hop_s,
+                          train_recordings=train_recs)
     except (DataError, ValueError) as exc:
         print(f"emg_pose_eval: error: {exc}", file=sys.stderr)
         return 2
@@ -224,6 +312,26 @@ def eval_main(argv: list[str] | None = None) -> int:
     else:
         print(ckpt.describe())
         print(format_table(result))
+    return 0
+
+
+def _cv_cli(args) -> int:
+    from .checkpoint import _jsonable, load_checkpoint
+    from .evaluation import cross_validate, format_cv_table
+
+    base = None
+    if args.checkpoint:
+        ckpt = load_checkpoint(args.checkpoint)
+        base = {k: v for k, v in ckpt.training.get("settings", {}).items()
+                if k != "show_progress"}
+    recordings = _load_all(args.data, args, args.channels)
+    settings = _settings(args, recordings, base)
+    cv = cross_validate(recordings, settings,
+                        progress=lambda text: print(text, file=sys.stderr))
+    if args.json:
+        print(json.dumps(_jsonable(cv)))
+    else:
+        print(format_cv_table(cv))
     return 0
 
 

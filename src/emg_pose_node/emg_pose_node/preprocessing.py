@@ -9,8 +9,18 @@ statistics at inference; here both paths call :meth:`Preprocessor.process`)::
       -> optional full-wave rectification, then an optional envelope low-pass
       -> anti-alias low-pass (when decimating and no filter already limits the band)
       -> keep every ``decimation``-th sample (model rate = sample_rate_hz / decimation)
-      -> normalise per channel with mean/std fitted on training data only
+      -> normalise per channel with mean/std fitted on training data only, or, with
+         ``adapt_s``, with statistics that follow the stream (below)
     -> (m, C) float32 at the model rate
+
+Adaptive (per-session) normalisation, ``adapt_s`` = A seconds: each channel's mean and
+variance are running averages over the stream so far, started from the training
+statistics as if they were A seconds of data (``prior`` weight): after t seconds the
+statistics are (A x training + t x stream) / (A + t), over at most the last ``adapt_max_s``
+seconds (then an exponential average with that time constant). A re-donned armband (other
+contact, other gains per electrode) is then normalised by its own statistics within about
+A seconds; a new stream (a reset) starts from the training statistics again. Training
+normalises every recording this way from its start, so the model sees what it sees live.
 
 Model-rate sample j of a stream comes from input sample (j + 1) * decimation - 1, so a
 window's target is the label at that input sample (:func:`model_rate_indices`).
@@ -42,6 +52,8 @@ class PreprocessConfig:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     channel_names: tuple[str, ...] = field(default=())
+    adapt_s: float | None = None  # adaptive normalisation: weight of the training stats [s]
+    adapt_max_s: float = 120.0  # adaptive normalisation: longest memory [s]
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.sample_rate_hz) and self.sample_rate_hz > 0):
@@ -53,6 +65,9 @@ class PreprocessConfig:
             value = getattr(self, name)
             if value is not None and not 0.0 < value < nyquist:
                 raise ValueError(f"{name}={value} must be in (0, {nyquist}) (Nyquist)")
+        if self.adapt_s is not None and not (self.adapt_s > 0 and self.adapt_max_s > 0):
+            raise ValueError(f"adapt_s and adapt_max_s must be > 0, got {self.adapt_s}, "
+                             f"{self.adapt_max_s}")
         if self.envelope_hz is not None and not self.rectify:
             raise ValueError("envelope_hz needs rectify=True")
         for name in ("mean", "std", "channel_names"):
@@ -101,6 +116,7 @@ class PreprocessState:
     zi_band: np.ndarray | None  # (sections, 2, C)
     zi_post: np.ndarray | None
     phase: int  # input samples since the last kept sample
+    norm: tuple[float, np.ndarray, np.ndarray] | None = None  # adaptive: (weight, E[y], E[y²])
 
 
 def _sos(kind: str, cutoff, rate: float, order: int) -> np.ndarray:
@@ -139,7 +155,11 @@ class Preprocessor:
     def initial_state(self, channels: int) -> PreprocessState:
         def zeros(sos):
             return None if sos is None else np.zeros((sos.shape[0], 2, channels))
-        return PreprocessState(zeros(self._band), zeros(self._post), 0)
+        norm = None
+        if self.config.adapt_s is not None and self.config.fitted:
+            prior = self.config.adapt_s * self.config.model_rate_hz  # [model-rate samples]
+            norm = (prior, self._mean.copy(), self._std ** 2 + self._mean ** 2)
+        return PreprocessState(zeros(self._band), zeros(self._post), 0, norm)
 
     def filter(self, x: np.ndarray, state: PreprocessState) -> tuple[np.ndarray, PreprocessState]:
         """Everything but normalisation: (n, C) -> (m, C) float64 at the model rate."""
@@ -160,7 +180,7 @@ class Preprocessor:
         first = (d - 1 - state.phase) % d  # first kept sample in this chunk
         kept = y[first::d]
         phase = (state.phase + len(x)) % d
-        return kept, PreprocessState(zi_band, zi_post, phase)
+        return kept, PreprocessState(zi_band, zi_post, phase, state.norm)
 
     def normalise(self, y: np.ndarray) -> np.ndarray:
         if not self.config.fitted:
@@ -169,10 +189,46 @@ class Preprocessor:
             raise ValueError(f"normalisation is for {len(self._mean)} channels, got {y.shape[-1]}")
         return ((y - self._mean) / self._std).astype(np.float32)
 
+    def normalise_stream(self, y: np.ndarray, state: PreprocessState
+                         ) -> tuple[np.ndarray, PreprocessState]:
+        """Filtered model-rate samples (m, C) -> normalised (m, C) float32 and the new state:
+        the fitted statistics, or with ``adapt_s`` the running ones (module docstring)."""
+        if state.norm is None or len(y) == 0:
+            return self.normalise(y), state
+        weight, m1, m2 = state.norm
+        cap = self.config.adapt_max_s * self.config.model_rate_hz
+        y = np.asarray(y, dtype=np.float64)
+        # running averages: sample t weighs 1 / (weight + t) while that is below the cap,
+        # then 1 / cap (an exponential average)
+        grow = int(np.clip(np.floor(cap - weight), 0, len(y)))
+        means, squares = [], []
+        if grow:
+            w = (weight + np.arange(1, grow + 1))[:, None]
+            means.append((weight * m1 + np.cumsum(y[:grow], axis=0)) / w)
+            squares.append((weight * m2 + np.cumsum(y[:grow] ** 2, axis=0)) / w)
+            weight, m1, m2 = weight + grow, means[-1][-1], squares[-1][-1]
+        if grow < len(y):
+            a = 1.0 / cap
+            rest = y[grow:]
+            means.append(signal.lfilter([a], [1.0, a - 1.0], rest, axis=0,
+                                        zi=((1 - a) * m1)[None])[0])
+            squares.append(signal.lfilter([a], [1.0, a - 1.0], rest ** 2, axis=0,
+                                          zi=((1 - a) * m2)[None])[0])
+            weight, m1, m2 = cap, means[-1][-1], squares[-1][-1]
+        mean, sq = np.concatenate(means), np.concatenate(squares)
+        var = np.maximum(sq - mean ** 2, (1e-3 * self._std) ** 2)
+        out = ((y - mean) / np.sqrt(var)).astype(np.float32)
+        return out, replace(state, norm=(float(weight), m1.copy(), m2.copy()))
+
+    def normalise_all(self, y: np.ndarray) -> np.ndarray:
+        """A whole recording's filtered samples from the start of a stream (training and
+        evaluation: the same statistics the live stream gets)."""
+        return self.normalise_stream(y, self.initial_state(y.shape[-1]))[0]
+
     def process(self, x: np.ndarray, state: PreprocessState) -> tuple[np.ndarray, PreprocessState]:
         """Samples (n, C) [V] -> normalised model-rate samples (m, C) float32, new state."""
         y, state = self.filter(x, state)
-        return self.normalise(y), state
+        return self.normalise_stream(y, state)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """A whole recording (N, C) from a fresh stream state -> (M, C) float32."""

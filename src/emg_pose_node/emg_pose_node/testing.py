@@ -19,8 +19,8 @@ def tiny_train_settings(**overrides) -> TrainSettings:
     """A small log-power model and few epochs; ``overrides`` are TrainSettings fields."""
     base = dict(output="joint_angles", window_s=0.3, hop_s=0.04, eval_hop_s=0.04,
                 frontend="log_power", conv_channels=(8,), kernel_size=5, pool=8,
-                lstm_hidden=16, lstm_layers=1, fc_hidden=16, dropout=0.1, epochs=3,
-                batch_size=32, learning_rate=3e-3, show_progress=False, seed=0)
+                lstm_hidden=16, lstm_layers=1, fc_hidden=16, dropout=0.1, weight_decay=1e-2,
+                epochs=3, batch_size=32, learning_rate=3e-3, show_progress=False, seed=0)
     base.update(overrides)
     return TrainSettings.from_dict(base)
 

@@ -96,3 +96,51 @@ def test_a_gesture_only_recording_names_what_it_holds_and_the_gesture_command(tm
     err = capsys.readouterr().err
     assert "gesture labels (classes [0, 1, 2, 3])" in err and "emg_gesture_train" in err
     assert "output_names" not in err
+
+
+def notebook_csv(path, seed, bad_line=40):
+    """A seed-notebook layout file (timestamp, iteration, env/raw of 4 MyoWare sensors,
+    6 finger values, hand_label) made from synthetic EMG, with one corrupt line."""
+    import datetime as dt
+
+    rec = synthetic_recording(duration_s=12.0, sample_rate_hz=250.0, channels=4, seed=seed)
+    raw = rec.emg / 2.44e-5 + 512
+    fingers = rec.joint_angles[:, [0, 2, 5, 9, 13, 17]]
+    start = dt.datetime(2025, 5, 1, 10, 0, 0)
+    lines = ["timestamp,iteration,env0,raw0,env1,raw1,env2,raw2,env3,raw3,thumb_tip,"
+             "thumb_base,index,middle,ring,pinky,hand_label"]
+    for i in range(rec.num_samples):
+        t = (start + dt.timedelta(seconds=i / 250.0)).isoformat(sep=" ")
+        sensors = ",".join(f"{abs(raw[i, k] - 512):.1f},{raw[i, k]:.2f}" for k in range(4))
+        lines.append(f"{t},{i},{sensors},{','.join(f'{v:.4f}' for v in fingers[i])},Right")
+    lines[bad_line] = lines[bad_line].replace(",Right", "")  # a field short
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_any_csv_train_with_test_files_eval_and_leave_one_file_out(tmp_path, capsys):
+    a, b, c = (notebook_csv(tmp_path / f"{name}.csv", seed) for name, seed in
+               (("a", 41), ("b", 42), ("c", 43)))
+    model = tmp_path / "m.safetensors"
+    assert train_main([str(a), str(b), "--test", str(c), "--columns", "arduino_myoware",
+                       "--save-columns", "--out", str(model), "--epochs", "1", *TINY]) == 0
+    out = capsys.readouterr()
+    assert (tmp_path / "a.columns.yaml").is_file() and (tmp_path / "c.columns.yaml").is_file()
+    assert "1 line did not parse (line 41)" in out.err
+    assert "all split" in out.out and "ridge: fitted on train split of a.csv, b.csv" in out.out
+    ckpt = load_checkpoint(model)
+    assert ckpt.output_names == ("thumb_tip", "thumb_base", "index", "middle", "ring", "pinky")
+    assert ckpt.training["test_data"][0]["source"] == str(c)
+    assert ckpt.training["settings"]["test_fraction"] == 0.0
+    # the saved mappings make the files readable with no flags; other data: no ridge
+    assert eval_main(["--checkpoint", str(model), str(c), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert "ridge" not in result["models"] and "--train" in result["baselines"]["ridge"]["refused"]
+    assert eval_main(["--checkpoint", str(model), str(c), "--train", str(a), str(b),
+                      "--split", "all", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result["models"]) == {"model", "ridge", "train_mean"}
+    assert eval_main(["--cv", "file", str(a), str(b), str(c), "--epochs", "1", *TINY,
+                      "--json"]) == 0
+    cv = json.loads(capsys.readouterr().out)
+    assert len(cv["folds"]) == 3 and "mean_r2" in cv["summary"]["model"]

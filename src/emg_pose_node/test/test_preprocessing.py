@@ -15,6 +15,7 @@ CONFIGS = [
     dict(sample_rate_hz=500.0, highpass_hz=20.0, notch_hz=50.0, lowpass_hz=200.0),
     dict(sample_rate_hz=500.0, highpass_hz=20.0, rectify=True, envelope_hz=5.0, decimation=5),
     dict(sample_rate_hz=500.0, decimation=4),
+    dict(sample_rate_hz=500.0, highpass_hz=20.0, decimation=2, adapt_s=0.2, adapt_max_s=1.0),
 ]
 
 
@@ -87,3 +88,17 @@ def test_config_round_trip_and_validation():
     dead = fit_normalisation(PreprocessConfig(10.0), [np.c_[np.random.default_rng(0).normal(
         size=20), np.zeros(20)]])
     assert min(dead.std) > 0  # a dead channel does not divide by zero
+
+
+def test_adaptive_normalisation_follows_a_new_session():
+    """Trained on one gain per channel, streamed on another: the running statistics give
+    unit variance again within seconds; the fitted ones keep the gain change."""
+    rng = np.random.default_rng(1)
+    train = rng.normal(size=(5000, 3)) * 1e-4
+    cfg = fit_normalisation(PreprocessConfig(500.0, adapt_s=1.0, adapt_max_s=4.0), [train])
+    session = rng.normal(size=(5000, 3)) * 1e-4 * np.array([3.0, 1.0, 0.5])
+    adaptive = Preprocessor(cfg).run(session)
+    static = Preprocessor(PreprocessConfig(500.0, mean=cfg.mean, std=cfg.std)).run(session)
+    assert np.allclose(adaptive[:5], static[:5], rtol=0.05)  # starts from the training stats
+    assert np.allclose(adaptive[-2000:].std(0), 1.0, atol=0.1)
+    assert np.allclose(static[-2000:].std(0), [3.0, 1.0, 0.5], rtol=0.1)

@@ -4,6 +4,8 @@
 
     from emg_hand_core.recordings import load_recording
     rec = load_recording("session.h5")          # or a bag folder, a CSV, a Myo log ...
+    rec = load_recording("mine.csv", mapping={"emg": "raw*", "time": "t", "time_unit": "ms",
+                                              "values": "thumb,index"})  # any CSV
     rec.emg, rec.sample_rate_hz, rec.joint_angles, rec.valid_labels()
 
 The formats and their readers: :data:`FORMATS` (:mod:`.formats`).

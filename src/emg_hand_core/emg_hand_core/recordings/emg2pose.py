@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from ..hand_model import NUM_JOINTS
+from ..units import VOLTS_PER_UNIT
 from .recording import DataError, Recording, finite_rows
 
 GROUP = "emg2pose"
 TIMESERIES = "timeseries"
 RATE_KEYS = ("sample_rate_hz", "sample_rate", "sampling_rate", "fs")
-UNIT_SCALES = {"v": 1.0, "mv": 1e-3, "uv": 1e-6, "µv": 1e-6, "microvolt": 1e-6}
+UNIT_SCALES = VOLTS_PER_UNIT
 
 
 def _plain(value: Any) -> Any:

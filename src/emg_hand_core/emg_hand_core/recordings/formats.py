@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import eeg_emg_hands, emg2pose, myo_readings, rosbag2
+from . import columns, eeg_emg_hands, emg2pose, myo_readings, rosbag2
 from .recording import DataError, Recording
 
 
@@ -35,6 +35,11 @@ class Format:
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
+    # First: a file with a column mapping saved next to it is read through that mapping.
+    Format("columns", "any delimited text file through a column mapping (options or "
+           "<name>.columns.yaml next to it)", columns.read, columns.looks_like,
+           ("mapping", "scale_v_per_unit", "sample_rate_hz"), counts=True,
+           aliases=("csv",)),
     Format("emg2pose", "emg2pose HDF5 (the dataset's layout; emg_sim_record writes it)",
            emg2pose.read, emg2pose.looks_like, ("start_s", "duration_s"), write=emg2pose.write),
     Format("rosbag2", "a rosbag2 folder (or its .mcap/.db3) of emg/raw and "
@@ -90,12 +95,15 @@ def load_recording(path: str | Path, format: str = "auto", channels=None,
     selects and orders EMG columns by name. ``scale_v_per_unit``: volts per raw count, for
     formats in device counts (None: the format's default; refused for formats in physical
     units). ``sample_rate_hz``: overrides the file's nominal rate (None or 0: the file's).
-    Other ``options`` go to the format's reader (``Format.options``).
+    Other ``options`` go to the format's reader (``Format.options``); ``mapping`` (a column
+    mapping, see :mod:`.columns`) implies the ``columns`` format.
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or directory")
-    fmt = FORMATS[detect_format(path) if format in ("", "auto") else canonical_format(format)]
+    if format in ("", "auto"):  # a mapping given means the column-mapped reader
+        format = "columns" if options.get("mapping") is not None else detect_format(path)
+    fmt = FORMATS[canonical_format(format)]
     unknown = sorted(set(options) - set(fmt.options))
     if unknown:
         raise DataError(f"{path}: the {fmt.name} reader takes no option(s) {unknown} "
