@@ -23,6 +23,7 @@ Hyperparameters rebuild a network (:func:`build`); they are stored in gesture ch
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -127,11 +128,13 @@ def load_numpy(module: nn.Module, tensors: dict) -> None:
     missing = sorted(set(state) - set(tensors))
     unexpected = sorted(set(tensors) - set(state))
     shapes = sorted(k for k in set(state) & set(tensors)
-                    if tuple(state[k].shape) != tuple(tensors[k].shape))
+                    if tuple(state[k].shape) != tuple(np.shape(tensors[k]))
+                    and not (state[k].dim() == 0 and np.size(tensors[k]) == 1))
     if missing or unexpected or shapes:
         raise ValueError(f"weights do not match the hyperparameters: missing {missing[:5]}, "
                          f"unexpected {unexpected[:5]}, shape mismatch {shapes[:5]}")
-    module.load_state_dict({k: torch.from_numpy(tensors[k].copy()) for k in state})
+    module.load_state_dict({k: torch.from_numpy(np.array(tensors[k]).reshape(state[k].shape))
+                            for k in state})
 
 
 __all__ = ["CNNLSTM", "DEFAULTS", "KINDS", "LSTMFIN", "build", "load_numpy", "to_numpy"]
