@@ -7,15 +7,18 @@ joint is a linear combination of human joint angles::
 
 with human joints named as :data:`emg_hand_core.hand_model.JOINT_NAMES`. The profile also
 gives each joint's limits [rad], maximum velocity [rad/s], kind (flexion, abduction,
-rotation) and, for flexion joints, which limit closes the hand; and the safe posture the
-watchdog drives to. Pure (numpy + PyYAML); no rclpy.
+rotation) and, for flexion joints, which limit closes the hand; the safe posture the
+watchdog drives to; and, for grip mode (pattern-recognition control from ``hand/gesture``),
+optional ``grips``: the posture of each gesture class, a named pose or ``{joint: angle}``
+like the safe posture (a class without one uses ``emg_hand_core.poses.GESTURE_POSTURES``).
+Pure (numpy + PyYAML); no rclpy.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ import numpy as np
 import yaml
 
 from emg_hand_core.hand_model import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
-from emg_hand_core.poses import NAMED_POSES
+from emg_hand_core.poses import NAMED_POSES, gesture_posture
 
 KINDS = ("flexion", "abduction", "rotation")
 SHIPPED_PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles"
@@ -31,7 +34,7 @@ SHIPPED_PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles
 
 _JOINT_KEYS = {"name", "kind", "closes_toward", "lower", "upper", "max_velocity", "offset",
                "gains"}
-_TOP_KEYS = {"name", "description", "joints", "safe_posture"}
+_TOP_KEYS = {"name", "description", "joints", "safe_posture", "grips"}
 
 
 class ProfileError(ValueError):
@@ -54,6 +57,7 @@ class HandProfile:
     closed: np.ndarray  # (n,) the limit a flexion joint reaches when closing (nan otherwise)
     safe_posture: np.ndarray  # (n,) [rad], inside the limits
     source: str = ""
+    grips: Mapping[str, np.ndarray] = field(default_factory=dict)  # class -> (n,) [rad]
 
     @property
     def num_joints(self) -> int:
@@ -66,6 +70,14 @@ class HandProfile:
 
     def clamp(self, target: np.ndarray) -> np.ndarray:
         return np.clip(target, self.lower, self.upper)
+
+    def grip(self, class_name: str) -> np.ndarray | None:
+        """The posture (n,) [rad] of a gesture class: the profile's ``grips``, else the named
+        pose of the class (``GESTURE_POSTURES``) retargeted; None for a class with neither."""
+        if class_name in self.grips:
+            return self.grips[class_name].copy()
+        pose = gesture_posture(class_name)
+        return None if pose is None else self.clamp(self.retarget(NAMED_POSES[pose]))
 
     def open_limit(self) -> np.ndarray:
         """Per joint, the limit opposite to closing (flexion); the offset clamped otherwise."""
@@ -159,29 +171,37 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> HandPr
         safe_posture=np.zeros(len(names)), source=source,
     )
     object.__setattr__(profile, "safe_posture",
-                       _safe_posture(profile, data.get("safe_posture", "open"), source))
+                       _posture(profile, data.get("safe_posture", "open"), source))
+    grips = data.get("grips", {})
+    if not isinstance(grips, Mapping):
+        raise _err(source, "grips", "expected {gesture class: pose name or {joint: angle}}")
+    object.__setattr__(profile, "grips", {
+        str(k): _posture(profile, v, source, f"grips.{k}") for k, v in grips.items()})
     return profile
 
 
-def _safe_posture(profile: HandProfile, spec: Any, source: str) -> np.ndarray:
+def _posture(profile: HandProfile, spec: Any, source: str,
+             where: str = "safe_posture") -> np.ndarray:
+    """A posture (n,) [rad] from a named pose (retargeted, clamped) or {joint: angle} (joints
+    left out at their open limit)."""
     if isinstance(spec, str):
         if spec not in NAMED_POSES:
-            raise _err(source, "safe_posture", f"unknown pose {spec!r}; a name from "
+            raise _err(source, where, f"unknown pose {spec!r}; a name from "
                        f"emg_hand_core.poses.NAMED_POSES or {{joint: angle}} is required")
         return profile.clamp(profile.retarget(NAMED_POSES[spec]))
     if isinstance(spec, Mapping):
         posture = profile.open_limit()
         for jname, value in spec.items():
             if jname not in profile.joint_names:
-                raise _err(source, "safe_posture", f"unknown target joint {jname!r}")
+                raise _err(source, where, f"unknown target joint {jname!r}")
             k = profile.joint_names.index(jname)
-            v = _number(source, f"safe_posture.{jname}", value)
+            v = _number(source, f"{where}.{jname}", value)
             if not profile.lower[k] <= v <= profile.upper[k]:
-                raise _err(source, f"safe_posture.{jname}",
+                raise _err(source, f"{where}.{jname}",
                            f"{v} outside [{profile.lower[k]}, {profile.upper[k]}]")
             posture[k] = v
         return posture
-    raise _err(source, "safe_posture", f"expected a pose name or a mapping, got {spec!r}")
+    raise _err(source, where, f"expected a pose name or a mapping, got {spec!r}")
 
 
 def load_profile(path: str | Path) -> HandProfile:

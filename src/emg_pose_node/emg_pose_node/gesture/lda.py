@@ -76,18 +76,21 @@ def fit(features: np.ndarray, labels: np.ndarray, num_classes: int,
 
 
 def adapt(params: LDAParams, features: np.ndarray, labels: np.ndarray,
-          prior_windows: float = 20.0, shrinkage: float = 1e-3) -> LDAParams:
-    """Calibrate to new data: class means move to the new data's (weighted against the old
-    ones as ``prior_windows`` pseudo-windows), the covariance is pooled from the new data's
-    scatter and the old covariance (the same weight); classes absent from the new data keep
-    their old means."""
+          prior_windows: float = 20.0, covariance_prior_windows: float = 1000.0,
+          shrinkage: float = 1e-3) -> LDAParams:
+    """Calibrate to new data: class means move to the new data's, weighted against the old
+    ones as ``prior_windows`` pseudo-windows of each class (classes absent from the new data
+    keep theirs); the covariance pools the new data's scatter with the old covariance
+    weighted as ``covariance_prior_windows`` windows (a minute of calibration estimates
+    means well, a covariance of many features poorly)."""
     labels = np.asarray(labels, dtype=np.int64)
     k = len(params.counts)
     means_new, scatter, counts_new = _stats(features, labels, k)
     w = counts_new / (counts_new + prior_windows)
     means = w[:, None] * means_new + (1.0 - w[:, None]) * params.means
     n_new = max(len(labels) - int((counts_new > 0).sum()), 0)
-    covariance = (scatter + prior_windows * params.covariance) / (n_new + prior_windows)
+    covariance = (scatter + covariance_prior_windows * params.covariance) / (
+        n_new + covariance_prior_windows)
     counts = np.where(counts_new > 0, counts_new, params.counts)
     return _solve(means, _shrink(covariance, shrinkage), counts)
 

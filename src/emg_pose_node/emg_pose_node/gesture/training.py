@@ -109,7 +109,8 @@ PRESETS: dict[str, dict] = {
     "lda_logtd": dict(model="lda", features="td8", log_amplitude=True, ring_max_shift=1),
     # The seed CNN-LSTM with the armband-rotation search (myo_readings' best, see README).
     "cnn_lstm": dict(model="cnn_lstm", ring_max_shift=1),
-    "lstm_fin": dict(model="lstm_fin", ring_max_shift=1),
+    "lstm_fin": dict(model="lstm_fin", ring_max_shift=1, batch_size=128, learning_rate=2e-3,
+                     fin_epochs=10, epochs=40),
 }
 
 
@@ -295,6 +296,7 @@ def _train_network(ckpt: GestureCheckpoint, train: Windows, val: Windows,
 
         fin_modules = [net.encoder, net.imitation]
         fin_params = [p for m in fin_modules for p in m.parameters()]
+        # one channel's window is one sequence: a batch of B windows is B*C sequences
         r = fit(net.imitate, fin_params, TensorSet(x_train, targets(x_train)),
                 TensorSet(x_val, targets(x_val)) if x_val is not None else None,
                 torch.nn.functional.mse_loss, epochs=s.fin_epochs,
@@ -308,22 +310,30 @@ def _train_network(ckpt: GestureCheckpoint, train: Windows, val: Windows,
                               for i in range(0, len(eval_x), 2048)]).numpy()
         r2 = r2_scores(pred, targets(eval_x).numpy())
         result.fin_r2 = {n: round(float(v), 4) for n, v in zip(FIN_FEATURES, r2)}
-        if not s.fin_finetune:
-            for p in net.encoder.parameters():
-                p.requires_grad_(False)
-            classifier_modules = [net.classifier]
-    params = [p for m in classifier_modules for p in m.parameters() if p.requires_grad]
-    y_train = torch.from_numpy(train.y)
-    r = fit(net, params, TensorSet(x_train, y_train),
-            TensorSet(x_val, torch.from_numpy(val.y)) if x_val is not None else None,
+    forward, inputs_train, inputs_val = net, x_train, x_val
+    if s.model == "lstm_fin" and not s.fin_finetune:
+        # the LSTM stays as it imitates: the classifier learns on its embeddings, once computed
+        classifier_modules, forward = [net.classifier], net.head
+        inputs_train, inputs_val = _embeddings(net, x_train), (
+            _embeddings(net, x_val) if x_val is not None else None)
+    params = [p for m in classifier_modules for p in m.parameters()]
+    r = fit(forward, params, TensorSet(inputs_train, torch.from_numpy(train.y)),
+            TensorSet(inputs_val, torch.from_numpy(val.y)) if inputs_val is not None else None,
             _cross_entropy(), epochs=s.epochs, learning_rate=s.learning_rate,
             modules_to_train=classifier_modules, state_module=net, progress_cb=progress_cb,
             average_last=s.average_last, desc="classify", **common)
     result.history.extend(r.history)
-    for p in net.parameters():
-        p.requires_grad_(True)
     net.eval()
     ckpt.tensors = to_numpy(net)
+
+
+def _embeddings(net, x, batch_size: int = 2048):
+    """The network's embeddings (below its head) of inputs x, in eval mode, no gradients."""
+    import torch
+
+    net.eval()
+    with torch.no_grad():
+        return torch.cat([net.embed(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
 # --- calibration -------------------------------------------------------------------------
@@ -332,7 +342,8 @@ def _train_network(ckpt: GestureCheckpoint, train: Windows, val: Windows,
 @dataclass
 class GestureCalibrationSettings:
     validation_fraction: float = 0.25  # last part of every class's windows held out
-    lda_prior_windows: float = 20.0  # weight of the old LDA statistics, in windows
+    lda_prior_windows: float = 200.0  # weight of the old LDA class means, in windows
+    lda_covariance_prior_windows: float = 5000.0  # weight of the old covariance
     epochs: int = 30  # networks: head fine-tuning
     learning_rate: float = 1e-3
     weight_decay: float = 1e-3
@@ -407,7 +418,7 @@ def calibrate_gesture(ckpt: GestureCheckpoint, emg: np.ndarray, labels: np.ndarr
     cancelled = False
     if ckpt.kind == "lda":
         params = lda.adapt(lda.LDAParams.from_tensors(ckpt.tensors), before.features(train.x),
-                           train.y, s.lda_prior_windows)
+                           train.y, s.lda_prior_windows, s.lda_covariance_prior_windows)
         new.tensors = params.tensors()
     else:
         cancelled = _finetune_head(new, before, train, s, history, progress_cb, should_stop)
@@ -441,9 +452,7 @@ def _finetune_head(ckpt: GestureCheckpoint, clf: GestureClassifier, train: Windo
     net = build(ckpt.kind, ckpt.in_channels, ckpt.num_classes, ckpt.window,
                 ckpt.hyperparameters)
     load_numpy(net, ckpt.tensors)
-    net.eval()
-    with torch.no_grad():
-        embeddings = net.embed(torch.from_numpy(clf.normalise(train.x)))
+    embeddings = _embeddings(net, torch.from_numpy(clf.normalise(train.x)))
     heads = net.head_modules()
     params = [p for m in heads for p in m.parameters()]
     r = fit(net.head, params, TensorSet(embeddings, torch.from_numpy(train.y)), None,
