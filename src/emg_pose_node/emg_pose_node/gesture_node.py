@@ -91,8 +91,8 @@ def _mapping_problem(items: list) -> str | None:
 
 PARAMETERS = ParamTable((
     Param("model", "", "Gesture checkpoint to run: a path, or a plain name in models_dir "
-          "(train one with emg_gesture_train).", read_only=True,
-          check=lambda v: None if v else "must name a gesture checkpoint"),
+          "(train one with emg_gesture_train); empty: none until ~/load_model.",
+          read_only=True),
     Param("models_dir", "~/.ros/emg_hand/models", "Directory of named models (save/load "
           "services).", read_only=True, check=lambda v: None if v else "must not be empty"),
     Param("rejection_threshold", 0.5, "A window whose most likely class has a lower "
@@ -169,12 +169,19 @@ class EmgGestureNode(Node):
         self._goal_lock = threading.Lock()
         self._calibrating = False
         self._recorder: CalibrationRecording | None = None
-        self._stats = {"chunks": 0, "decisions": 0, "rejected": 0, "malformed": 0}
+        self._stats = {"chunks": 0, "decisions": 0, "rejected": 0, "malformed": 0,
+                       "no_model": 0}
         self._faults = {f: 0 for f in Fault}
         self._last_problem = ""
         self._compute_ms: collections.deque[float] = collections.deque(maxlen=STATS_WINDOW)
         self._stats_t0 = time.monotonic()
-        self._running = self._build(self._resolve(p["model"]), p["model"])  # ValueError: exit 2
+        self._running: _Running | None = None
+        try:
+            self._running = self._build(self._resolve(p["model"]), p["model"])
+        except (ValueError, OSError) as err:
+            self._last_problem = f"no model loaded: {p['model']!r}: {err}"
+            self.get_logger().error(f"{self._last_problem}. The node runs and reports; load "
+                                    "one with ~/load_model.")
         self.add_on_set_parameters_callback(on_set_parameters(PARAMETERS, self._apply))
 
         reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -194,17 +201,21 @@ class EmgGestureNode(Node):
             goal_callback=self._on_goal, cancel_callback=lambda _g: CancelResponse.ACCEPT,
             callback_group=slow)
         r = self._running
-        self.get_logger().info(f"model {r.name!r} ({r.path}): {r.ckpt.describe()}")
+        if r is not None:
+            self.get_logger().info(f"model {r.name!r} ({r.path}): {r.ckpt.describe()}")
 
     # --- parameters and models ---------------------------------------------------------
 
     def _apply(self, values: dict) -> None:
         self._p.update(values)
         with self._lock:
-            self._running.filter.configure(_post_settings(self._p))
-            self._running.posture.max_speed_rad_s = self._p["posture_speed_rad_s"]
+            if self._running is not None:
+                self._running.filter.configure(_post_settings(self._p))
+                self._running.posture.max_speed_rad_s = self._p["posture_speed_rad_s"]
 
     def _resolve(self, name: str) -> Path:
+        if not name:
+            raise ValueError("the model parameter is empty")
         if "/" not in name and not name.endswith(CHECKPOINT_EXTENSION):
             validate_model_name(name)
             return model_path(self.models_dir, name, CHECKPOINT_EXTENSION)
@@ -219,7 +230,8 @@ class EmgGestureNode(Node):
 
     def _swap(self, running: _Running) -> None:
         with self._lock:
-            running.posture.q = self._running.posture.q.copy()
+            if self._running is not None:
+                running.posture.q = self._running.posture.q.copy()
             self._running = running
 
     # --- EMG in, decisions out ----------------------------------------------------------
@@ -234,6 +246,11 @@ class EmgGestureNode(Node):
         with self._lock:
             r = self._running
             self._stats["chunks"] += 1
+            if r is None:
+                self._stats["no_model"] += 1
+                self._problem("EMG arriving but no model is loaded: no decision is published; "
+                              "load one with ~/load_model")
+                return
             verdict = r.guard.check(chunk.first_sample_index, chunk.stamp_ns, chunk.samples,
                                     chunk.sample_rate_hz)
             if verdict.fault is not None:
@@ -297,7 +314,9 @@ class EmgGestureNode(Node):
         elapsed, self._stats_t0 = max(now - self._stats_t0, 1e-6), now
         status = DiagnosticStatus(name=f"{self.get_name()}: gesture recognition",
                                   hardware_id="emg_gesture")
-        if stats["chunks"] == 0:
+        if r is None:
+            status.level, status.message = DiagnosticStatus.ERROR, "no model loaded"
+        elif stats["chunks"] == 0:
             status.level, status.message = DiagnosticStatus.WARN, "no EMG arriving on emg/raw"
         elif stats["decisions"] == 0:
             status.level = DiagnosticStatus.WARN
@@ -310,8 +329,11 @@ class EmgGestureNode(Node):
             "rejected_fraction": f"{stats['rejected'] / max(stats['decisions'], 1):.3f}",
             "compute_ms": (f"p50 {np.percentile(compute, 50):.3f} p99 "
                            f"{np.percentile(compute, 99):.3f}") if len(compute) else "n/a",
-            "model": r.name, "model_path": r.path, "model_description": r.ckpt.describe(),
-            "ring_shift": str(r.stream.aligner.shift), "malformed_chunks": str(stats["malformed"]),
+            "model": r.name if r else "", "model_path": r.path if r else "",
+            "model_description": r.ckpt.describe() if r else "",
+            "ring_shift": str(r.stream.aligner.shift) if r else "",
+            "chunks_without_model": str(stats["no_model"]),
+            "malformed_chunks": str(stats["malformed"]),
             "calibrating": str(self._calibrating).lower(), "last_problem": self._last_problem,
             **{f"fault_{f.name.lower()}": str(n) for f, n in faults.items()},
         }
@@ -339,16 +361,19 @@ class EmgGestureNode(Node):
         return await future
 
     def _on_save(self, request: SaveModel.Request, response: SaveModel.Response):
+        running = self._running
         try:
+            if running is None:
+                raise ValueError("no model is loaded")
             path = model_path(self.models_dir, request.name, CHECKPOINT_EXTENSION)
             if path.exists() and not request.overwrite:
                 raise ValueError(f"{path.name} exists in {path.parent}; set overwrite")
-            save_gesture_checkpoint(self._running.ckpt, path)
+            save_gesture_checkpoint(running.ckpt, path)
         except (ValueError, OSError) as err:
             response.success, response.message = False, f"not saved: {err}"
             return response
         response.success, response.path = True, str(path)
-        response.message = f"saved model {self._running.name!r} as {request.name!r}"
+        response.message = f"saved model {running.name!r} as {request.name!r}"
         return response
 
     async def _on_load(self, request: LoadModel.Request, response: LoadModel.Response):
@@ -358,7 +383,7 @@ class EmgGestureNode(Node):
                     raise ValueError("a calibration is running; cancel it first")
                 path = model_path(self.models_dir, request.name, CHECKPOINT_EXTENSION)
                 running = self._build(path, request.name)
-                ch = self._running.ckpt
+                ch = self._running.ckpt if self._running is not None else running.ckpt
                 if (running.ckpt.in_channels, running.ckpt.sample_rate_hz) != (
                         ch.in_channels, ch.sample_rate_hz):
                     raise ValueError(f"it takes {running.ckpt.in_channels} channels at "
@@ -377,9 +402,11 @@ class EmgGestureNode(Node):
     # --- calibration ------------------------------------------------------------------------
 
     def _on_goal(self, goal: Calibrate.Goal) -> GoalResponse:
-        names = self._running.ckpt.class_names
+        names = self._running.ckpt.class_names if self._running is not None else ()
         reason = None
-        if goal.mode != Calibrate.Goal.MODE_GUIDED:
+        if self._running is None:
+            reason = "no model is loaded"
+        elif goal.mode != Calibrate.Goal.MODE_GUIDED:
             reason = ("gesture models calibrate in guided mode (mode 1): the prompted class is "
                       "the label")
         elif any(p not in names for p in goal.poses):

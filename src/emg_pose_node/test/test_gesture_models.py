@@ -46,7 +46,7 @@ def session(seed: int, rotation: int = 0, gain: float = 1.0, name: str = "",
 
 
 @pytest.fixture(scope="module")
-def trained():
+def models():
     """One tiny model of each kind, trained on two generated sessions."""
     torch.set_num_threads(1)
     train = [session(1), session(2)]
@@ -59,8 +59,8 @@ def trained():
 
 
 @pytest.mark.parametrize("kind", sorted(TINY))
-def test_each_model_beats_chance_by_a_wide_margin(trained, kind):
-    result = evaluate_gesture(trained[kind].checkpoint, [session(3)], latency_repeats=20)
+def test_each_model_beats_chance_by_a_wide_margin(models, kind):
+    result = evaluate_gesture(models[kind].checkpoint, [session(3)], latency_repeats=20)
     assert result["class_names"] == list(CLASSES)
     assert result["accuracy"] > 0.75, result["accuracy"]  # chance: 0.25
     assert result["balanced_accuracy"] > 0.7
@@ -68,16 +68,16 @@ def test_each_model_beats_chance_by_a_wide_margin(trained, kind):
     assert result["decision_latency"]["compute_ms_p50"] > 0
 
 
-def test_lstm_fin_imitates_its_features(trained):
-    r2 = trained["lstm_fin"].fin_r2
+def test_lstm_fin_imitates_its_features(models):
+    r2 = models["lstm_fin"].fin_r2
     assert set(r2) == {"ENT", "log_RMS", "log_VAR", "log_SSI"}
     assert r2["log_RMS"] > 0.5, r2  # three epochs of a tiny LSTM already follow the power
-    assert len(trained["lstm_fin"].fin_history) == 3
+    assert len(models["lstm_fin"].fin_history) == 3
 
 
 @pytest.mark.parametrize("kind", sorted(TINY))
-def test_checkpoint_round_trip_reproduces_outputs(trained, kind, tmp_path):
-    ckpt = trained[kind].checkpoint
+def test_checkpoint_round_trip_reproduces_outputs(models, kind, tmp_path):
+    ckpt = models[kind].checkpoint
     path = save_gesture_checkpoint(ckpt, tmp_path / f"{kind}.safetensors")
     back = load_gesture_checkpoint(path, channels=8, sample_rate_hz=200.0)
     assert back.class_names == ckpt.class_names and back.window == 40 and back.hop == 10
@@ -87,8 +87,8 @@ def test_checkpoint_round_trip_reproduces_outputs(trained, kind, tmp_path):
                                GestureClassifier(ckpt).probabilities(x), atol=1e-6)
 
 
-def test_corrupt_truncated_and_mismatched_files_are_refused(trained, tmp_path):
-    ckpt = trained["lda"].checkpoint
+def test_corrupt_truncated_and_mismatched_files_are_refused(models, tmp_path):
+    ckpt = models["lda"].checkpoint
     path = save_gesture_checkpoint(ckpt, tmp_path / "m.safetensors")
     data = path.read_bytes()
     (tmp_path / "trunc.safetensors").write_bytes(data[: len(data) // 2])
@@ -122,8 +122,8 @@ def test_corrupt_truncated_and_mismatched_files_are_refused(trained, tmp_path):
         load_gesture_checkpoint(tmp_path / "missing.safetensors")
 
 
-def test_stream_decides_what_the_offline_path_decides(trained):
-    ckpt = trained["cnn_lstm"].checkpoint
+def test_stream_decides_what_the_offline_path_decides(models):
+    ckpt = models["cnn_lstm"].checkpoint
     rec = session(5).recordings[0]
     clf = GestureClassifier(ckpt)
     offline = make_windows([rec], ckpt.window, ckpt.hop, CLASSES, ckpt.preprocess)
@@ -137,8 +137,8 @@ def test_stream_decides_what_the_offline_path_decides(trained):
     assert all(o.mav_v > 0 for o in outputs)
 
 
-def test_armband_rotation_is_found_and_undone(trained):
-    ckpt = trained["lda"].checkpoint
+def test_armband_rotation_is_found_and_undone(models):
+    ckpt = models["lda"].checkpoint
     rotated = [session(6, rotation=1, name="rotated")]
     plain = GestureTrainSettings(model="lda", ring_max_shift=0)
     no_search = train_gesture([session(1), session(2)], plain).checkpoint
@@ -153,8 +153,8 @@ def test_armband_rotation_is_found_and_undone(trained):
 
 
 @pytest.mark.parametrize("kind", ["lda", "cnn_lstm"])
-def test_calibration_on_a_new_wearer_is_accepted_and_helps(trained, kind):
-    ckpt = trained[kind].checkpoint
+def test_calibration_on_a_new_wearer_is_accepted_and_helps(models, kind):
+    ckpt = models[kind].checkpoint
     wearer = dict(gain=1.5, pattern_seed=11)  # other muscles: other patterns
     new = session(7, **wearer).recordings[0]
     labels, _ = gesture_labels(new)
@@ -170,8 +170,8 @@ def test_calibration_on_a_new_wearer_is_accepted_and_helps(trained, kind):
         result.accuracy_after
 
 
-def test_calibration_that_does_not_help_keeps_the_model(trained):
-    ckpt = trained["lda"].checkpoint
+def test_calibration_that_does_not_help_keeps_the_model(models):
+    ckpt = models["lda"].checkpoint
     rec = session(9).recordings[0]
     labels, _ = gesture_labels(rec)
     result = calibrate_gesture(ckpt, rec.emg, labels)  # the same wearer: nothing to gain

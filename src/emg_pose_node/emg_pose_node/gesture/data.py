@@ -107,12 +107,15 @@ def load_session(path: str | Path, format: str = "auto", **options) -> Session:
 
 
 def class_names_of(sessions: Sequence[Session]) -> tuple[str, ...]:
-    """The union of the sessions' class names, in first-seen order ("rest" first if any)."""
+    """The classes that occur in the sessions' labels, in the readers' order (first-seen
+    across recordings; "rest" first if any)."""
     names: list[str] = []
     for session in sessions:
         for rec in session.recordings:
-            for name in gesture_labels(rec)[1]:
-                if name not in names:
+            labels, rec_names = gesture_labels(rec)
+            present = set(np.unique(labels[labels >= 0]).tolist())
+            for k, name in enumerate(rec_names):
+                if k in present and name not in names:
                     names.append(name)
     if "rest" in names:
         names.remove("rest")
@@ -167,15 +170,17 @@ def window_ends(num: int, window: int, hop: int) -> np.ndarray:
 def make_windows(recordings: Sequence[Recording], window: int, hop: int,
                  class_names: Sequence[str], preprocess: PreprocessConfig) -> Windows:
     """Labelled windows of every recording (see module docstring); labels mapped onto
-    ``class_names`` (a class a recording has that is not in the list is refused)."""
+    ``class_names`` (a recording whose labels hold a class not in the list is refused)."""
     parts = []
     for rec in recordings:
         labels, names = gesture_labels(rec)
-        unknown = [n for n in names if n not in class_names]
+        present = set(np.unique(labels[labels >= 0]).tolist())
+        unknown = [n for k, n in enumerate(names) if k in present and n not in class_names]
         if unknown:
-            raise DataError(f"{rec.source}: classes {unknown} are not classes of the model "
-                            f"{list(class_names)}")
-        lookup = np.array([list(class_names).index(n) for n in names] + [NO_LABEL])
+            raise DataError(f"{rec.source}: classes {unknown} occur here but are not classes "
+                            f"of the model {list(class_names)}")
+        lookup = np.array([list(class_names).index(n) if n in class_names else NO_LABEL
+                           for n in names] + [NO_LABEL])
         labels = lookup[labels]  # -1 stays -1 (last entry)
         emg = filtered_emg(rec, preprocess)
         ends = window_ends(len(emg), window, hop)
