@@ -80,7 +80,7 @@ def main() -> int:
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--models", default="lda_td,lda_logtd,cnn_lstm,lstm_fin")
     ap.add_argument("--participants", default=",".join(PARTICIPANTS))
-    ap.add_argument("--calibrate", default="lda_logtd,cnn_lstm",
+    ap.add_argument("--calibrate", default="lda_logtd,cnn_lstm,lstm_fin",
                     help="models to run the guided-calibration figure for")
     args = ap.parse_args()
     root = data_root()

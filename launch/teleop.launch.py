@@ -5,13 +5,15 @@
         port:=/dev/serial/by-id/usb-...-if00 protocol:=binary
     ros2 launch emg_hand_bringup teleop.launch.py namespace:=left    # two hands: run again
     ros2 launch emg_hand_bringup teleop.launch.py namespace:=right   #   with namespace:=right
+    ros2 launch emg_hand_bringup teleop.launch.py control:=gesture gesture_model:=grips.safetensors
     ros2 launch emg_hand_bringup teleop.launch.py --show-args
 
 Nodes (emg_hand_bringup.graph describes them, for this file and for `make demo`):
-emg_driver, emg_pose, hand_visualizer, robot_state_publisher (our URDF, on
-hand/joint_states), hand_controller (disabled until ~/enable, unless
-controller_enabled:=true), and RViz with config/hand.rviz when rviz:=true. Parameters come
-from share/emg_hand_bringup/config/<node>.yaml; the arguments below override them.
+emg_driver, emg_pose (or emg_gesture with control:=gesture), hand_visualizer,
+robot_state_publisher (our URDF, on hand/joint_states), hand_controller (disabled until
+~/enable, unless controller_enabled:=true), and RViz with config/hand.rviz when rviz:=true.
+Parameters come from share/emg_hand_bringup/config/<node>.yaml; the arguments below
+override them.
 robot_state_publisher and RViz are started when installed; otherwise the log says so and
 the rest runs.
 """
@@ -127,6 +129,19 @@ def generate_launch_description():
             "pose_params_file", default_value="",
             description="emg_pose parameter file; empty: share/emg_hand_bringup/config/"
                         "emg_pose.yaml."),
+        DeclareLaunchArgument(
+            "control", default_value="pose", choices=["pose", "gesture"],
+            description="pose: emg_pose estimates the hand pose and the controller follows "
+                        "it; gesture: emg_gesture classifies grips (pattern recognition, "
+                        "gesture_model) and the controller runs in grip mode on hand/gesture."),
+        DeclareLaunchArgument(
+            "gesture_model", default_value="",
+            description="control:=gesture: the gesture checkpoint (a path, or a name in "
+                        "models_dir) from emg_gesture_train; required there."),
+        DeclareLaunchArgument(
+            "gesture_params_file", default_value="",
+            description="emg_gesture parameter file; empty: share/emg_hand_bringup/config/"
+                        "emg_gesture.yaml."),
         # --- visualisation
         DeclareLaunchArgument(
             "visualizer", default_value="true", choices=BOOL,

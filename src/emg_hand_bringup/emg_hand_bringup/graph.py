@@ -9,12 +9,16 @@ no launch; ``ament_index_python`` only, to find installed files and packages.
 |---|---|---|
 | ``emg_driver`` | emg_driver / emg_driver | ``emg_driver.yaml`` |
 | ``emg_pose`` | emg_pose_node / emg_pose | ``emg_pose.yaml`` |
+| ``emg_gesture`` (``control:=gesture``) | emg_pose_node / emg_gesture | ``emg_gesture.yaml`` |
 | ``hand_visualizer`` | hand_visualizer / hand_visualizer | ``hand_visualizer.yaml`` |
 | ``robot_state_publisher`` | robot_state_publisher (if installed) | - (hand_visualizer's URDF) |
 | ``hand_controller`` | hand_controller / hand_controller | ``hand_controller.yaml`` |
 
 Launch arguments override the parameter files: ``source``, ``follow_prompts`` and
 ``controller_enabled`` always, the others (``port``, ``model``, ...) when not empty.
+``control:=gesture`` runs pattern-recognition control: ``emg_gesture`` with
+``gesture_model`` in place of ``emg_pose``, and the controller in grip mode (it follows
+``hand/gesture``).
 Frames follow the namespace: under ``left`` the armband frame is ``left/armband``, the
 hand ``left/hand_base`` (visualizer and robot_state_publisher ``frame_prefix`` ``left/``).
 """
@@ -41,6 +45,7 @@ PROTOCOLS = ("text", "binary")
 WEARERS = ("a", "b")  # the simulator's wearer presets
 CONTROLLER_OUTPUTS = ("forward_position", "joint_trajectory", "serial", "none")
 CONTROLLER_PROFILES = ("prosthetic_6", "four_finger_16", "human")
+CONTROLS = ("pose", "gesture")  # pose regression (emg_pose) or gesture classes (emg_gesture)
 LOG_LEVELS = ("debug", "info", "warn", "error")
 RECORDERS = ("auto", "ros2_bag", "emg_hand_bag")
 
@@ -48,6 +53,7 @@ RECORDERS = ("auto", "ros2_bag", "emg_hand_bag")
 CONFIG_FILES = {
     "emg_driver": "emg_driver.yaml",
     "emg_pose": "emg_pose.yaml",
+    "emg_gesture": "emg_gesture.yaml",
     "hand_visualizer": "hand_visualizer.yaml",
     "hand_controller": "hand_controller.yaml",
 }
@@ -225,6 +231,9 @@ class TeleopOptions:
     pose_node: bool = True
     model: str = ""
     pose_params_file: str = ""
+    control: str = "pose"
+    gesture_model: str = ""
+    gesture_params_file: str = ""
     visualizer: bool = True
     visualizer_params_file: str = ""
     robot_state_publisher: bool = True
@@ -259,7 +268,7 @@ class TeleopOptions:
                 ("source", self.source, SOURCES), ("protocol", self.protocol, ("", *PROTOCOLS)),
                 ("wearer", self.wearer, ("", *WEARERS)),
                 ("controller_output", self.controller_output, ("", *CONTROLLER_OUTPUTS)),
-                ("log_level", self.log_level, LOG_LEVELS)):
+                ("control", self.control, CONTROLS), ("log_level", self.log_level, LOG_LEVELS)):
             if value not in allowed:
                 problems.append(f"{name}:={value!r} is not one of {allowed}")
         if self.driver and self.source == "replay" and not self.replay_file:
@@ -268,6 +277,9 @@ class TeleopOptions:
         if self.controller and self.controller_output == "serial" \
                 and not self.controller_serial_port:
             problems.append("controller_output:=serial needs controller_serial_port:=/dev/...")
+        if self.pose_node and self.control == "gesture" and not self.gesture_model:
+            problems.append("control:=gesture needs gesture_model:=<checkpoint> (train one with "
+                            "emg_gesture_train)")
         if problems:
             raise GraphError("; ".join(problems))
 
@@ -314,7 +326,11 @@ def teleop_graph(opts: TeleopOptions) -> Graph:
              **_non_empty(port=opts.port, protocol=opts.protocol, file=opts.replay_file,
                           wearer=opts.wearer)},
             [_params_file(opts.driver_params_file, "emg_driver")])
-    if opts.pose_node:
+    if opts.pose_node and opts.control == "gesture":
+        add("emg_pose_node", "emg_gesture", "emg_gesture",
+            {"frame_id": prefix + "hand_base", "model": opts.gesture_model},
+            [_params_file(opts.gesture_params_file, "emg_gesture")])
+    elif opts.pose_node:
         add("emg_pose_node", "emg_pose", "emg_pose",
             {"frame_id": prefix + "hand_base", **_non_empty(model=opts.model)},
             [_params_file(opts.pose_params_file, "emg_pose")])
@@ -335,6 +351,7 @@ def teleop_graph(opts: TeleopOptions) -> Graph:
     if opts.controller:
         add("hand_controller", "hand_controller", "hand_controller",
             {"start_enabled": opts.controller_enabled,
+             "mode": "grip" if opts.control == "gesture" else "pose",
              **_non_empty(profile=opts.controller_profile, output=opts.controller_output,
                           serial_port=opts.controller_serial_port)},
             [_params_file(opts.controller_params_file, "hand_controller")])

@@ -153,8 +153,8 @@ class HandController(Node):
         where = self.command_topic if self.command_pub else (
             f"serial {self._serial_port}" if self.output == "serial" else "robot_hand/joint_states")
         self.get_logger().info(
-            f"hand_controller: {self.input_topic} -> profile {self.profile.name} "
-            f"({self.profile.num_joints} joints) -> {self.output} on {where}; "
+            f"hand_controller: profile {self.profile.name} ({self.profile.num_joints} joints) "
+            f"from {self.input_topic} -> {self.output} on {where}; "
             + ("enabled" if self.core.enabled else "disabled, call ~/enable"))
 
     # --- parameters -------------------------------------------------------------------------

@@ -274,6 +274,8 @@ def _train_network(ckpt: GestureCheckpoint, train: Windows, val: Windows,
     if s.threads:
         torch.set_num_threads(s.threads)
     torch.manual_seed(s.seed)  # weight initialisation (the batches use a private generator)
+    if len(train) % s.batch_size == 1:  # a last batch of one cannot be batch-normalised
+        train = train.subset(np.arange(len(train)) < len(train) - 1)
     x_train = torch.from_numpy(normalise_windows(train.x, ckpt.preprocess))
     x_val = torch.from_numpy(normalise_windows(val.x, ckpt.preprocess)) if len(val) else None
     net = build(s.model, ckpt.in_channels, ckpt.num_classes, ckpt.window, s.hyperparameters)
@@ -346,7 +348,8 @@ class GestureCalibrationSettings:
     lda_covariance_prior_windows: float = 5000.0  # weight of the old covariance
     epochs: int = 30  # networks: head fine-tuning
     learning_rate: float = 1e-3
-    weight_decay: float = 1e-3
+    weight_decay: float = 0.0
+    anchor_weight: float = 1.0  # networks: L2 pull of the head toward its trained weights
     batch_size: int = 64
     hop_s: float | None = None  # between calibration windows (None: the model's hop / 2)
     seed: int = 0
@@ -455,8 +458,16 @@ def _finetune_head(ckpt: GestureCheckpoint, clf: GestureClassifier, train: Windo
     embeddings = _embeddings(net, torch.from_numpy(clf.normalise(train.x)))
     heads = net.head_modules()
     params = [p for m in heads for p in m.parameters()]
+    anchors = [p.detach().clone() for p in params]
+    cross_entropy = _cross_entropy()
+
+    def loss(logits, labels):
+        # a minute of data must not make the head forget the training sessions (L2-SP)
+        pull = sum(torch.sum((p - a) ** 2) for p, a in zip(params, anchors))
+        return cross_entropy(logits, labels) + s.anchor_weight * pull
+
     r = fit(net.head, params, TensorSet(embeddings, torch.from_numpy(train.y)), None,
-            _cross_entropy(), epochs=s.epochs, batch_size=s.batch_size,
+            loss, epochs=s.epochs, batch_size=s.batch_size,
             learning_rate=s.learning_rate, weight_decay=s.weight_decay, grad_clip=1.0,
             modules_to_train=heads, state_module=net,
             generator=torch.Generator().manual_seed(s.seed), progress_cb=progress_cb,
