@@ -105,6 +105,7 @@ BENCHMARKS = [
     ("calibration_bench", [], ["--quick"], figure_rows),
     ("controller_bench", [], ["--quick"], controller_rows),
     ("bag_bench", [], [], bag_rows),
+    ("gesture_bench", [], ["--quick"], figure_rows),
 ]
 
 
