@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -46,13 +45,11 @@ CALIBRATION_S = 60.0
 
 
 def data_root() -> Path:
-    rel = Path("myo_readings") / "right_hand"
-    if os.environ.get("EMG_HAND_SHARED_DATA"):
-        return Path(os.environ["EMG_HAND_SHARED_DATA"]) / rel
-    for parent in (ROOT, *ROOT.parents):
-        if (parent.parent / "shared" / "data").is_dir():
-            return parent.parent / "shared" / "data" / rel
-    return ROOT.parent / "shared" / "data" / rel
+    """myo_readings/right_hand in ../shared/data (or $EMG_HAND_SHARED_DATA): the tests' rule."""
+    from emg_hand_testing.pytest_plugin import find_shared_data
+
+    shared = find_shared_data(ROOT) or ROOT.parent / "shared" / "data"
+    return shared / "myo_readings" / "right_hand"
 
 
 def calibration_split(session: Session, seconds: float, window: int):
