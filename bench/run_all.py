@@ -106,6 +106,7 @@ BENCHMARKS = [
     ("controller_bench", [], ["--quick"], controller_rows),
     ("bag_bench", [], [], bag_rows),
     ("sim_bench", [], ["--quick"], figure_rows),
+    ("gesture_bench", [], ["--quick"], figure_rows),
 ]
 
 

@@ -8,12 +8,13 @@
     ros2 launch emg_hand_bringup teleop.launch.py namespace:=left    # two hands: run again
     ros2 launch emg_hand_bringup teleop.launch.py namespace:=right   #   with namespace:=right
     ros2 launch emg_hand_bringup teleop.launch.py robot:=sim controller_enabled:=true
+    ros2 launch emg_hand_bringup teleop.launch.py control:=gesture gesture_model:=grips.safetensors
     ros2 launch emg_hand_bringup teleop.launch.py --show-args
 
 Nodes (emg_hand_bringup.graph describes them, for this file and for `make demo`):
-emg_driver, emg_pose, hand_visualizer, robot_state_publisher (our URDF, on
-hand/joint_states), hand_controller (disabled until ~/enable, unless
-controller_enabled:=true), a second robot_state_publisher with the URDF of the
+emg_driver, emg_pose (or emg_gesture with control:=gesture), hand_visualizer,
+robot_state_publisher (our URDF, on hand/joint_states), hand_controller (disabled until
+~/enable, unless controller_enabled:=true), a second robot_state_publisher with the URDF of the
 controller's profile (on robot_hand/joint_states, frames robot_hand/...), hand_sim with
 robot:=sim, and RViz with config/hand.rviz when rviz:=true. Parameters come
 from share/emg_hand_bringup/config/<node>.yaml; the arguments (graph.TELEOP_ARGUMENTS, listed

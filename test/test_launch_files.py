@@ -187,6 +187,7 @@ def test_teleop_arguments_are_the_graph_options():
     assert arguments["wearer"]["choices"] == ["", *graph.WEARERS]
     assert arguments["controller_output"]["choices"] == ["", *graph.CONTROLLER_OUTPUTS]
     assert arguments["log_level"]["choices"] == list(graph.LOG_LEVELS)
+    assert arguments["control"]["choices"] == list(graph.CONTROLS)
     for name in ("record.launch.py", "replay.launch.py"):
         tool = "recorder" if name.startswith("record") else "player"
         assert INFOS[name].arguments[tool]["choices"] == list(graph.RECORDERS)
@@ -212,13 +213,14 @@ def test_replay_offers_only_arguments_that_act():
 def _tables():
     """node name -> its ParamTable (emg_hand_core.params)."""
     from emg_driver.params import PARAMS
+    from emg_pose_node.gesture_node import PARAMETERS as GESTURE
     from emg_pose_node.pose_node import PARAMETERS as POSE
     from hand_controller.controller_node import PARAMETERS as CONTROLLER
     from hand_sim.sim_node import PARAMETERS as SIM
     from hand_visualizer.visualizer_node import PARAMETERS as VISUALIZER
 
-    return {"emg_driver": PARAMS, "emg_pose": POSE, "hand_visualizer": VISUALIZER,
-            "hand_controller": CONTROLLER, "hand_sim": SIM}
+    return {"emg_driver": PARAMS, "emg_pose": POSE, "emg_gesture": GESTURE,
+            "hand_visualizer": VISUALIZER, "hand_controller": CONTROLLER, "hand_sim": SIM}
 
 
 def _declared_parameters() -> dict[str, dict[str, object]]:
@@ -302,6 +304,9 @@ def _options():
         yield graph.TeleopOptions(driver=driver, pose_node=pose, visualizer=visualizer,
                                   robot_state_publisher=rsp, controller=controller,
                                   use_sim_time=pose, model="wearer_b", log_level="warn")
+    for namespace in ("", "left"):
+        yield graph.TeleopOptions(control="gesture", gesture_model="grips.safetensors",
+                                  namespace=namespace)
 
 
 @pytest.mark.parametrize("opts", list(_options()), ids=lambda o: repr(o)[14:90])
@@ -310,8 +315,10 @@ def test_graph_runs_installed_nodes_with_valid_parameters(opts):
     prefix = graph.frame_prefix(opts.namespace)
     names = [n.name for n in teleop.nodes]
     assert len(names) == len(set(names))
+    gesture = opts.control == "gesture"
     expected = {name for name, on in (
-        ("emg_driver", opts.driver), ("emg_pose", opts.pose_node),
+        ("emg_driver", opts.driver), ("emg_pose", opts.pose_node and not gesture),
+        ("emg_gesture", opts.pose_node and gesture),
         ("hand_visualizer", opts.visualizer), ("hand_controller", opts.controller),
         ("robot_state_publisher",
          opts.robot_state_publisher and graph.installed("robot_state_publisher")),
@@ -365,11 +372,15 @@ def test_graph_runs_installed_nodes_with_valid_parameters(opts):
         assert visualizer["frame_prefix"] == prefix
         assert visualizer["armband_frame"] == prefix + "armband"
     if opts.pose_node:
-        assert teleop.node("emg_pose").parameters["frame_id"] == prefix + "hand_base"
+        node = teleop.node("emg_gesture" if gesture else "emg_pose")
+        assert node.parameters["frame_id"] == prefix + "hand_base"
+        if gesture:
+            assert node.parameters["model"] == opts.gesture_model
     if opts.controller:
         controller = teleop.node("hand_controller")
         assert controller.parameters["start_enabled"] is opts.controller_enabled
         assert controller.parameters.get("output", "") == opts.controller_output
+        assert controller.parameters["mode"] == ("grip" if gesture else "pose")
         moved = ("robot_hand/joint_states", "robot_hand/commanded_joint_states")
         assert (moved in controller.remappings) is (opts.robot == "sim")
     if opts.robot == "sim":  # the controller's hand, its measured state and contacts
@@ -386,6 +397,8 @@ def test_bad_arguments_are_refused_with_the_reason():
             (graph.TeleopOptions(controller_output="serial"), "controller_serial_port"),
             (graph.TeleopOptions(robot="sim", controller_output="none"), "robot:=sim"),
             (graph.TeleopOptions(robot="gazebo"), "robot"),
+            (graph.TeleopOptions(control="gesture"), "gesture_model"),
+            (graph.TeleopOptions(control="wave"), "control"),
             (graph.TeleopOptions(driver_params_file="/nonexistent.yaml"), "not found")):
         with pytest.raises(graph.GraphError, match=words):
             graph.teleop_graph(opts)

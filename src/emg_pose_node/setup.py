@@ -33,6 +33,9 @@ setup(
             "emg_pose_eval = emg_pose_node.cli:eval_main",
             "emg_pose_export = emg_pose_node.cli:export_main",
             "emg_pose = emg_pose_node.pose_node:main",
+            "emg_gesture = emg_pose_node.gesture_node:main",
+            "emg_gesture_train = emg_pose_node.gesture.cli:train_main",
+            "emg_gesture_eval = emg_pose_node.gesture.cli:eval_main",
         ],
     },
 )

@@ -11,6 +11,7 @@ rclpy, no launch; ``ament_index_python`` only, to find installed files and packa
 |---|---|---|
 | ``emg_driver`` | emg_driver / emg_driver | ``emg_driver.yaml`` |
 | ``emg_pose`` | emg_pose_node / emg_pose | ``emg_pose.yaml`` |
+| ``emg_gesture`` (``control:=gesture``) | emg_pose_node / emg_gesture | ``emg_gesture.yaml`` |
 | ``hand_visualizer`` | hand_visualizer / hand_visualizer | ``hand_visualizer.yaml`` |
 | ``robot_state_publisher`` | robot_state_publisher (if installed) | - (hand_visualizer's URDF) |
 | ``hand_controller`` | hand_controller / hand_controller | ``hand_controller.yaml`` |
@@ -22,6 +23,9 @@ Launch arguments override the parameter files: ``follow_prompts`` and
 empty. ``device`` adds a device preset of emg_driver (``share/emg_driver/config/devices/
 <device>.yaml``: source, port, rates, scales of one armband) after emg_driver.yaml and
 before ``driver_params_file``.
+``control:=gesture`` runs pattern-recognition control: ``emg_gesture`` with
+``gesture_model`` in place of ``emg_pose``, and the controller in grip mode (it follows
+``hand/gesture``).
 Frames follow the namespace: under ``left`` the armband frame is ``left/armband``, the
 hand ``left/hand_base`` (visualizer and robot_state_publisher ``frame_prefix`` ``left/``).
 The robot hand of the controller's profile has its own robot_state_publisher
@@ -61,6 +65,7 @@ CONTROLLER_OUTPUTS = ("forward_position", "joint_trajectory", "serial", "none")
 CONTROLLER_PROFILES = ("prosthetic_6", "four_finger_16", "human")
 ROBOTS = ("none", "sim")  # what answers the controller's commands (none: a real hand or nothing)
 SIM_OUTPUTS = ("forward_position", "joint_trajectory")  # the command topics hand_sim reads
+CONTROLS = ("pose", "gesture")  # pose regression (emg_pose) or gesture classes (emg_gesture)
 LOG_LEVELS = ("debug", "info", "warn", "error")
 RECORDERS = ("auto", "ros2_bag", "emg_hand_bag")
 
@@ -68,6 +73,7 @@ RECORDERS = ("auto", "ros2_bag", "emg_hand_bag")
 CONFIG_FILES = {
     "emg_driver": "emg_driver.yaml",
     "emg_pose": "emg_pose.yaml",
+    "emg_gesture": "emg_gesture.yaml",
     "hand_visualizer": "hand_visualizer.yaml",
     "hand_controller": "hand_controller.yaml",
     "hand_sim": "hand_sim.yaml",
@@ -247,6 +253,9 @@ class TeleopOptions:
     pose_node: bool = True
     model: str = ""
     pose_params_file: str = ""
+    control: str = "pose"
+    gesture_model: str = ""
+    gesture_params_file: str = ""
     visualizer: bool = True
     visualizer_params_file: str = ""
     robot_state_publisher: bool = True
@@ -284,7 +293,8 @@ class TeleopOptions:
                 ("protocol", self.protocol, ("", *PROTOCOLS)),
                 ("wearer", self.wearer, ("", *WEARERS)),
                 ("controller_output", self.controller_output, ("", *CONTROLLER_OUTPUTS)),
-                ("log_level", self.log_level, LOG_LEVELS), ("robot", self.robot, ROBOTS)):
+                ("log_level", self.log_level, LOG_LEVELS), ("robot", self.robot, ROBOTS),
+                ("control", self.control, CONTROLS)):
             if value not in allowed:
                 problems.append(f"{name}:={value!r} is not one of {allowed}")
         if self.driver and self.source == "replay" and not self.replay_file:
@@ -301,6 +311,9 @@ class TeleopOptions:
                 device_file(self.device)
             except FileNotFoundError as err:
                 problems.append(str(err))
+        if self.pose_node and self.control == "gesture" and not self.gesture_model:
+            problems.append("control:=gesture needs gesture_model:=<checkpoint> (train one with "
+                            "emg_gesture_train)")
         if problems:
             raise GraphError("; ".join(problems))
 
@@ -385,6 +398,13 @@ TELEOP_ARGUMENTS: tuple[LaunchArgument, ...] = (
        "checkpoint path; empty: pose_params_file's model (default)."),
     _A("pose_params_file", "", "emg_pose parameter file; empty: share/emg_hand_bringup/config/"
        "emg_pose.yaml."),
+    _A("control", "pose", "pose: emg_pose estimates the hand pose and the controller follows "
+       "it; gesture: emg_gesture classifies grips (pattern recognition, gesture_model) and the "
+       "controller runs in grip mode on hand/gesture.", CONTROLS),
+    _A("gesture_model", "", "control:=gesture: the gesture checkpoint (a path, or a name in "
+       "models_dir) from emg_gesture_train; required there."),
+    _A("gesture_params_file", "", "emg_gesture parameter file; empty: share/emg_hand_bringup/"
+       "config/emg_gesture.yaml."),
     # --- visualisation
     _A("visualizer", "true", "Start hand_visualizer (markers on hand/markers, TF).", BOOL),
     _A("visualizer_params_file", "", "hand_visualizer parameter file; empty: share/"
@@ -494,7 +514,11 @@ def teleop_graph(opts: TeleopOptions) -> Graph:
              **_non_empty(source=opts.source, port=opts.port, protocol=opts.protocol,
                           file=opts.replay_file, wearer=opts.wearer)},
             files)
-    if opts.pose_node:
+    if opts.pose_node and opts.control == "gesture":
+        add("emg_pose_node", "emg_gesture", "emg_gesture",
+            {"frame_id": prefix + "hand_base", "model": opts.gesture_model},
+            [_params_file(opts.gesture_params_file, "emg_gesture")])
+    elif opts.pose_node:
         add("emg_pose_node", "emg_pose", "emg_pose",
             {"frame_id": prefix + "hand_base", **_non_empty(model=opts.model)},
             [_params_file(opts.pose_params_file, "emg_pose")])
@@ -516,6 +540,7 @@ def teleop_graph(opts: TeleopOptions) -> Graph:
     if opts.controller:
         add("hand_controller", "hand_controller", "hand_controller",
             {"start_enabled": opts.controller_enabled,
+             "mode": "grip" if opts.control == "gesture" else "pose",
              **_non_empty(profile=opts.controller_profile, output=opts.controller_output,
                           serial_port=opts.controller_serial_port)},
             [_params_file(opts.controller_params_file, "hand_controller")],

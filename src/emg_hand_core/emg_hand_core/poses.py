@@ -58,6 +58,32 @@ GUIDED_CALIBRATION_POSES: tuple[str, ...] = (
 )
 """Default prompt sequence of a guided calibration."""
 
+GESTURE_POSTURES: dict[str, str] = {
+    "rest": "rest", "open": "open", "fist": "fist", "wrist_flexion": "fist",
+    "wrist_extension": "open", "radial_deviation": "pinch", "ulnar_deviation": "point",
+    "pronation": "tripod", "supination": "thumbs_up",
+}
+"""Gesture class -> named pose it drives the hand to (pattern-recognition control): a class
+that is itself a pose name maps to that pose; the wrist movements of the myo_readings classes
+map to grips as in common prosthesis practice (flexion closes, extension opens)."""
+
+
+def gesture_posture(class_name: str) -> str | None:
+    """The named pose of a gesture class (:data:`GESTURE_POSTURES`, else the class itself if
+    it names a pose), or None."""
+    pose = GESTURE_POSTURES.get(class_name, class_name)
+    return pose if pose in NAMED_POSES else None
+
+
+def move_toward(current: np.ndarray, target: np.ndarray, max_step: np.ndarray | float
+                ) -> np.ndarray:
+    """One step from ``current`` toward ``target``, each element moving at most ``max_step``
+    (>= 0, same units); returns a new array."""
+    current = np.asarray(current, dtype=np.float64)
+    step = np.clip(np.asarray(target, dtype=np.float64) - current, -np.abs(max_step),
+                   np.abs(max_step))
+    return current + step
+
 
 def pose_from_mapping(angles: Mapping[str, float], base: str = "rest") -> np.ndarray:
     """A pose from ``{joint_name: angle_rad}``; joints not given come from ``base``.

@@ -313,3 +313,27 @@ def test_real_emg2pose_test_file(shared_data):
     assert rec.meta["user"] == "d387095792" and rec.meta["num_channels"] == 16
     with h5py.File(shared_data / "emg2pose" / "test_data.hdf5") as f:
         np.testing.assert_array_equal(rec.emg, f["emg2pose"]["timeseries"]["emg"])
+
+
+def test_guided_calibration_bag_gives_gesture_labels(tmp_path):
+    """calibration/prompt in a bag: each EMG sample labelled with the prompt state it was
+    acquired in (hold: the pose; rest: rest), the first transition_s after a change left
+    out, get-ready and done unlabelled."""
+    rate, n = 200.0, 2000
+    emg = np.random.default_rng(0).standard_normal((n, 4)).astype(np.float32) * 1e-4
+    script = [(0.0, 0, "fist", 0), (1.0, 1, "fist", 0), (3.0, 2, "open", 1),
+              (4.0, 1, "open", 1), (6.0, 3, "", 2)]
+    prompts = []
+    for t in np.arange(0.0, 7.0, 0.1):  # the node repeats its prompt state every 0.1 s
+        start, phase, pose, index = [s for s in script if s[0] <= t + 1e-9][-1]
+        prompts.append((float(t), phase, pose, index, 2))
+    bag = rosbag2.write(tmp_path / "guided", Recording(emg=emg, sample_rate_hz=rate),
+                        prompts=prompts)
+    rec = load_recording(bag, transition_s=0.5)
+    assert rec.gesture_names == ("rest", "fist", "open") and rec.meta["prompts"] == 70
+    t = np.arange(n) / rate
+    expected = np.full(n, -1)
+    expected[(t >= 1.5) & (t < 3.0)] = 1  # fist, after 0.5 s of transition
+    expected[(t >= 3.5) & (t < 4.0)] = 0  # rest
+    expected[(t >= 4.5) & (t < 6.0)] = 2  # open
+    np.testing.assert_array_equal(rec.gesture, expected)

@@ -91,11 +91,10 @@ class GuidedSchedule:
         return PromptState(phase, self.prompts[min(index, count - 1)], index, count,
                            end - t_s, label)
 
-    def label_times(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Joint-angle labels (n, 20) [rad] and a validity mask (n,) for times [s]."""
-        t_s = np.asarray(t_s, dtype=np.float64)
-        q = np.zeros((t_s.size, NUM_JOINTS))
-        valid = np.zeros(t_s.size, dtype=bool)
+    def labelled_spans(self) -> list[tuple[float, float, str]]:
+        """(start_s, end_s, pose) of every labelled stretch: holds and rests, each after its
+        transition."""
+        spans = []
         for start, end, phase, index in self.segments:
             if phase == PHASE_HOLD:
                 name = self.prompts[index]
@@ -103,10 +102,28 @@ class GuidedSchedule:
                 name = "rest"
             else:
                 continue
-            sel = (t_s >= start + self.transition_s) & (t_s < end)
+            spans.append((start + self.transition_s, end, name))
+        return spans
+
+    def label_times(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Joint-angle labels (n, 20) [rad] and a validity mask (n,) for times [s]."""
+        t_s = np.asarray(t_s, dtype=np.float64)
+        q = np.zeros((t_s.size, NUM_JOINTS))
+        valid = np.zeros(t_s.size, dtype=bool)
+        for start, end, name in self.labelled_spans():
+            sel = (t_s >= start) & (t_s < end)
             q[sel] = self.library[name]
             valid |= sel
         return q, valid
+
+    def label_indices(self, t_s: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """Class labels (n,): the index in ``names`` of the pose prompted at each time [s]
+        (gesture models: the class), -1 where unlabelled."""
+        t_s = np.asarray(t_s, dtype=np.float64)
+        labels = np.full(t_s.size, -1, dtype=np.int64)
+        for start, end, name in self.labelled_spans():
+            labels[(t_s >= start) & (t_s < end)] = list(names).index(name)
+        return labels
 
 
 class ReferenceTrack:

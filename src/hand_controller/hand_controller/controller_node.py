@@ -1,4 +1,5 @@
-"""Node ``hand_controller``: drives a robot or prosthetic hand from ``hand/joint_states``.
+"""Node ``hand_controller``: drives a robot or prosthetic hand from ``hand/joint_states``
+(mode ``pose``) or from gesture decisions on ``hand/gesture`` (mode ``grip``).
 
 Thin wiring around :class:`hand_controller.safety.ControllerCore`: parameters, the input
 subscription, the command output (ros2_control forward position controller, a
@@ -29,8 +30,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from emg_hand_core.params import Param, ParamError, ParamTable
 from emg_hand_core.ros_params import declare_parameters, on_set_parameters
-from emg_hand_core.topics import CONTACTS_TOPIC
-from emg_interfaces.msg import HandContacts
+from emg_hand_core.topics import CONTACTS_TOPIC, GESTURE_TOPIC, JOINT_STATES_TOPIC
+from emg_interfaces.msg import Gesture, HandContacts
 
 from .profile import (
     HandProfile,
@@ -39,7 +40,7 @@ from .profile import (
     load_profile,
     resolve_profile_path,
 )
-from .safety import WATCHDOG_ACTIONS, Command, ControllerCore, State
+from .safety import MODES, WATCHDOG_ACTIONS, Command, ControllerCore, State
 from .serial_frame import FLAG_ENABLED, FLAG_STOP, FLAG_WATCHDOG, encode_command
 
 OUTPUTS = ("forward_position", "joint_trajectory", "serial", "none")
@@ -59,6 +60,10 @@ PARAMETERS = ParamTable((
           "joint_trajectory (trajectory_msgs/JointTrajectory, one point), serial (the "
           "documented frame on serial_port) or none (robot_hand/joint_states only).",
           choices=OUTPUTS, read_only=True),
+    Param("mode", "pose", "Input: pose (follow the hand pose on hand/joint_states) or grip "
+          "(pattern-recognition control: move toward the profile's posture of the class on "
+          "hand/gesture at level x max velocity; rest or rejected holds).", choices=MODES,
+          read_only=True),
     Param("command_topic", "", "Command topic; empty: forward_position_controller/commands or "
           "joint_trajectory_controller/joint_trajectory by output.", read_only=True),
     Param("control_rate_hz", 100.0, "Control period for the watchdog and the rate limiter's "
@@ -105,7 +110,9 @@ class HandController(Node):
         self.core = ControllerCore(
             self.profile, input_timeout_s=p["input_timeout_ms"] / 1000.0, period_s=self.period_s,
             lowpass_cutoff_hz=p["lowpass_cutoff_hz"], watchdog_action=p["watchdog_action"],
-            t_s=time.monotonic_ns() * 1e-9, contact_force_limit_n=p["contact_force_limit_n"])
+            t_s=time.monotonic_ns() * 1e-9, contact_force_limit_n=p["contact_force_limit_n"],
+            mode=p["mode"])
+        self.input_topic = GESTURE_TOPIC if p["mode"] == "grip" else JOINT_STATES_TOPIC
         self._serial_port = p["serial_port"]
         self._serial_baud = p["serial_baud_rate"]
         self.serial = None
@@ -126,8 +133,12 @@ class HandController(Node):
             self._open_serial()
         self.state_pub = self.create_publisher(JointState, "robot_hand/joint_states", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "hand/joint_states", self._on_joint_states,
-                                 qos_profile_sensor_data)
+        if p["mode"] == "grip":
+            self.create_subscription(Gesture, GESTURE_TOPIC, self._on_gesture,
+                                     qos_profile_sensor_data)
+        else:
+            self.create_subscription(JointState, JOINT_STATES_TOPIC, self._on_joint_states,
+                                     qos_profile_sensor_data)
         self.create_subscription(HandContacts, CONTACTS_TOPIC, self._on_contacts,
                                  qos_profile_sensor_data)
         self.create_service(SetBool, "~/enable", self._on_enable)
@@ -145,7 +156,7 @@ class HandController(Node):
             f"serial {self._serial_port}" if self.output == "serial" else "robot_hand/joint_states")
         self.get_logger().info(
             f"hand_controller: profile {self.profile.name} ({self.profile.num_joints} joints) "
-            f"-> {self.output} on {where}; "
+            f"from {self.input_topic} -> {self.output} on {where}; "
             + ("enabled" if self.core.enabled else "disabled, call ~/enable"))
 
     # --- parameters -------------------------------------------------------------------------
@@ -229,17 +240,25 @@ class HandController(Node):
         stamp, t_s = self._now()
         cmd = self.core.on_input(msg.name, msg.position, t_s)
         if cmd is None:
-            if self.core.counters.rejected > self._reported_rejections:
-                self._reported_rejections = self.core.counters.rejected
-                self.get_logger().warn(
-                    f"rejected hand/joint_states ({self.core.counters.rejected} so far): "
-                    f"{self.core.last_error.message}", throttle_duration_sec=2.0)
+            self._report_rejections()
             return
         self._send(cmd, stamp, lambda: self._latency_s.append(time.perf_counter() - received))
 
     def _on_contacts(self, msg: HandContacts) -> None:
         if len(msg.fingers) == len(msg.normal_force):
             self.core.on_contacts(msg.fingers, msg.normal_force, time.monotonic_ns() * 1e-9)
+
+    def _on_gesture(self, msg: Gesture) -> None:
+        """Grip mode: the decision is kept; the control tick moves the hand."""
+        self.core.on_gesture(msg.class_name, msg.rejected, msg.level, self._now()[1])
+        self._report_rejections()
+
+    def _report_rejections(self) -> None:
+        if self.core.counters.rejected > self._reported_rejections:
+            self._reported_rejections = self.core.counters.rejected
+            self.get_logger().warn(
+                f"rejected {self.input_topic} ({self.core.counters.rejected} so far): "
+                f"{self.core.last_error.message}", throttle_duration_sec=2.0)
 
     def _on_tick(self) -> None:
         stamp, t_s = self._now()
@@ -249,7 +268,7 @@ class HandController(Node):
         if self.core.counters.watchdog_trips > self._logged_trips:
             self._logged_trips = self.core.counters.watchdog_trips
             self.get_logger().warn(
-                f"no valid hand/joint_states for {self.core.input_timeout_s * 1000:.0f} ms: "
+                f"no valid {self.input_topic} for {self.core.input_timeout_s * 1000:.0f} ms: "
                 f"watchdog -> {self.core.watchdog_action}")
         self._send(cmd, stamp)
 
@@ -305,7 +324,8 @@ class HandController(Node):
         p50, p99 = self.latency_percentiles_us()
         values = {
             "state": self.core.state.value, "enabled": self.core.enabled,
-            "profile": self.profile.name, "output": self.output,
+            "profile": self.profile.name, "output": self.output, "mode": self.core.mode,
+            "input_topic": self.input_topic,
             "command_topic": self.command_topic, "received": c.received,
             "accepted": c.accepted, "rejected_nonfinite": c.rejected_nonfinite,
             "rejected_length": c.rejected_length, "commands": c.commands,
@@ -314,6 +334,9 @@ class HandController(Node):
                 time.monotonic_ns() * 1e-9)), "latency_p50_us": f"{p50:.1f}",
             "latency_p99_us": f"{p99:.1f}", "latency_samples": len(self._latency_s),
         }
+        if self.core.mode == "grip":
+            values.update(grip_class=self.core.grip_class or "(hold)",
+                          grip_level=f"{self.core.grip_level:.2f}")
         if self.serial is not None:
             values.update(serial_frames_written=self.serial.frames_written,
                           serial_frames_dropped=self.serial.frames_dropped,

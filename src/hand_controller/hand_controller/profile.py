@@ -8,17 +8,19 @@ joint is a linear combination of human joint angles::
 with human joints named as :data:`emg_hand_core.hand_model.JOINT_NAMES`. The profile also
 gives each joint's limits [rad], maximum velocity [rad/s], maximum effort [N m], kind
 (flexion, abduction, rotation) and, for flexion joints, which limit closes the hand; the safe
-posture the watchdog drives to; and, optionally, the hand's ``body`` (size and finger
-coupling) from which hand_visualizer generates its URDF and hand_sim simulates it. A joint
-belongs to the finger its name starts with (``index_mcp`` -> ``index``). Pure (numpy +
-PyYAML); no rclpy.
+posture the watchdog drives to; optionally, the hand's ``body`` (size and finger coupling)
+from which hand_visualizer generates its URDF and hand_sim simulates it; and, for grip mode
+(pattern-recognition control from ``hand/gesture``), optional ``grips``: the posture of each
+gesture class, a named pose or ``{joint: angle}`` like the safe posture (a class without one
+uses ``emg_hand_core.poses.GESTURE_POSTURES``). A joint belongs to the finger its name
+starts with (``index_mcp`` -> ``index``). Pure (numpy + PyYAML); no rclpy.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ import numpy as np
 import yaml
 
 from emg_hand_core.hand_model import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS
-from emg_hand_core.poses import NAMED_POSES
+from emg_hand_core.poses import NAMED_POSES, gesture_posture
 
 KINDS = ("flexion", "abduction", "rotation")
 SHIPPED_PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles"
@@ -34,7 +36,7 @@ SHIPPED_PROFILE_DIR = Path(__file__).resolve().parents[1] / "config" / "profiles
 
 _JOINT_KEYS = {"name", "kind", "closes_toward", "lower", "upper", "max_velocity", "max_effort",
                "offset", "gains"}
-_TOP_KEYS = {"name", "description", "joints", "safe_posture", "body"}
+_TOP_KEYS = {"name", "description", "joints", "safe_posture", "body", "grips"}
 _BODY_KEYS = {"scale", "coupling", "thumb_coupling"}
 DEFAULT_MAX_EFFORT_NM = 1.0
 DEFAULT_COUPLING = (1.0, 0.8)
@@ -68,6 +70,7 @@ class HandProfile:
     body_scale: float = 1.0  # body size relative to emg_hand_core.hand_model's hand
     coupling: tuple[float, ...] = DEFAULT_COUPLING
     thumb_coupling: tuple[float, ...] = DEFAULT_THUMB_COUPLING
+    grips: Mapping[str, np.ndarray] = field(default_factory=dict)  # class -> (n,) [rad]
 
     def __post_init__(self) -> None:
         if self.max_effort is None:
@@ -95,6 +98,14 @@ class HandProfile:
 
     def clamp(self, target: np.ndarray) -> np.ndarray:
         return np.clip(target, self.lower, self.upper)
+
+    def grip(self, class_name: str) -> np.ndarray | None:
+        """The posture (n,) [rad] of a gesture class: the profile's ``grips``, else the named
+        pose of the class (``GESTURE_POSTURES``) retargeted; None for a class with neither."""
+        if class_name in self.grips:
+            return self.grips[class_name].copy()
+        pose = gesture_posture(class_name)
+        return None if pose is None else self.clamp(self.retarget(NAMED_POSES[pose]))
 
     def open_limit(self) -> np.ndarray:
         """Per joint, the limit opposite to closing (flexion); the offset clamped otherwise."""
@@ -194,7 +205,12 @@ def profile_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> HandPr
         **_body(data.get("body", {}), source),
     )
     object.__setattr__(profile, "safe_posture",
-                       _safe_posture(profile, data.get("safe_posture", "open"), source))
+                       _posture(profile, data.get("safe_posture", "open"), source))
+    grips = data.get("grips", {})
+    if not isinstance(grips, Mapping):
+        raise _err(source, "grips", "expected {gesture class: pose name or {joint: angle}}")
+    object.__setattr__(profile, "grips", {
+        str(k): _posture(profile, v, source, f"grips.{k}") for k, v in grips.items()})
     return profile
 
 
@@ -221,25 +237,28 @@ def _body(spec: Any, source: str) -> dict[str, Any]:
     return out
 
 
-def _safe_posture(profile: HandProfile, spec: Any, source: str) -> np.ndarray:
+def _posture(profile: HandProfile, spec: Any, source: str,
+             where: str = "safe_posture") -> np.ndarray:
+    """A posture (n,) [rad] from a named pose (retargeted, clamped) or {joint: angle} (joints
+    left out at their open limit)."""
     if isinstance(spec, str):
         if spec not in NAMED_POSES:
-            raise _err(source, "safe_posture", f"unknown pose {spec!r}; a name from "
+            raise _err(source, where, f"unknown pose {spec!r}; a name from "
                        f"emg_hand_core.poses.NAMED_POSES or {{joint: angle}} is required")
         return profile.clamp(profile.retarget(NAMED_POSES[spec]))
     if isinstance(spec, Mapping):
         posture = profile.open_limit()
         for jname, value in spec.items():
             if jname not in profile.joint_names:
-                raise _err(source, "safe_posture", f"unknown target joint {jname!r}")
+                raise _err(source, where, f"unknown target joint {jname!r}")
             k = profile.joint_names.index(jname)
-            v = _number(source, f"safe_posture.{jname}", value)
+            v = _number(source, f"{where}.{jname}", value)
             if not profile.lower[k] <= v <= profile.upper[k]:
-                raise _err(source, f"safe_posture.{jname}",
+                raise _err(source, f"{where}.{jname}",
                            f"{v} outside [{profile.lower[k]}, {profile.upper[k]}]")
             posture[k] = v
         return posture
-    raise _err(source, "safe_posture", f"expected a pose name or a mapping, got {spec!r}")
+    raise _err(source, where, f"expected a pose name or a mapping, got {spec!r}")
 
 
 def load_profile(path: str | Path) -> HandProfile:

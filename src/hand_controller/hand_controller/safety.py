@@ -21,6 +21,13 @@ tests drive the controller with made-up times and the node with its steady clock
   pressing on something with at least that force stops closing: its flexion joints are not
   commanded further toward closed than they are (opening stays free) until the force drops
   below the limit or the reading is older than the input timeout.
+
+Grip mode (``mode="grip"``, pattern-recognition control): the input is a gesture decision
+(class name, rejected, level in [0, 1]; :meth:`ControllerCore.on_gesture`) instead of a hand
+pose. Each control tick moves the hand toward the class's posture of the profile
+(:meth:`HandProfile.grip`) at ``level x max_velocity`` per joint; rest, a rejected
+decision or a class without a posture holds the position. The same filter (limits, rate
+limit, low-pass), watchdog (on stale decisions), input checks and enable/stop apply.
 """
 
 from __future__ import annotations
@@ -33,10 +40,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from emg_hand_core.names import JOINT_ORDER, NameOrderError
+from emg_hand_core.poses import move_toward
 
 from .profile import HandProfile
 
 WATCHDOG_ACTIONS = ("safe_posture", "hold")
+MODES = ("pose", "grip")
+HOLD_CLASSES = ("rest",)  # grip mode: classes that hold the hand where it is
 
 
 class SafetyFilter:
@@ -66,6 +76,11 @@ class SafetyFilter:
         self.position = np.clip(np.asarray(position, dtype=np.float64), self.lower, self.upper)
         self._smoothed = self.position.copy()
         self._t = float(t_s)
+
+    @property
+    def t_s(self) -> float:
+        """Time of the last output (or reset) [s]."""
+        return self._t
 
     def step(self, target: np.ndarray, t_s: float) -> np.ndarray:
         """One command toward ``target`` (n,) [rad] at time ``t_s`` [s]; returns a copy."""
@@ -130,6 +145,7 @@ class ControllerCore:
     lowpass_cutoff_hz: float = 0.0
     watchdog_action: str = "safe_posture"
     enabled: bool = False
+    mode: str = "pose"  # "pose" (hand/joint_states) | "grip" (hand/gesture)
     t_s: float = 0.0
     contact_force_limit_n: float = 0.0  # 0: contacts are not used
     counters: Counters = field(default_factory=Counters)
@@ -140,6 +156,8 @@ class ControllerCore:
             raise ValueError("input_timeout_s and period_s must be > 0")
         if self.watchdog_action not in WATCHDOG_ACTIONS:
             raise ValueError(f"watchdog_action must be one of {WATCHDOG_ACTIONS}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
         p = self.profile
         self.filter = SafetyFilter(p.lower, p.upper, p.max_velocity, max_step_dt_s=self.period_s,
                                    lowpass_cutoff_hz=self.lowpass_cutoff_hz,
@@ -150,6 +168,9 @@ class ControllerCore:
         flexion = ~np.isnan(p.closed)
         self._closes_up = flexion & (p.closed == p.upper)
         self._closes_down = flexion & (p.closed == p.lower)
+        self.grip_target: np.ndarray | None = None  # grip mode: None = hold
+        self.grip_level = 0.0
+        self.grip_class = ""
         self.state = State.DISABLED
         if self.enabled:
             self.enabled = False
@@ -228,15 +249,44 @@ class ControllerCore:
             self.counters.contact_limited += 1
         return out
 
+    def on_gesture(self, class_name: str, rejected: bool, level: float,
+                   t_s: float) -> None:
+        """Grip mode: a gesture decision arrived; the next ticks move toward its posture.
+        A non-finite level or one outside [0, 1] is rejected and counted."""
+        self.counters.received += 1
+        if not (math.isfinite(level) and 0.0 <= level <= 1.0):
+            self._reject("nonfinite", f"gesture level {level!r} is not in [0, 1]")
+            return
+        self.counters.accepted += 1
+        if not self.enabled:
+            return
+        self._last_input_t = t_s
+        self.state = State.ACTIVE
+        hold = rejected or class_name in HOLD_CLASSES
+        self.grip_target = None if hold else self.profile.grip(class_name)
+        self.grip_class = "" if self.grip_target is None else class_name
+        self.grip_level = 0.0 if self.grip_target is None else float(level)
+
     # --- time ---------------------------------------------------------------------------
     def stale(self, t_s: float) -> bool:
         since = self._last_input_t if self._last_input_t is not None else self._enabled_t
         return t_s - since > self.input_timeout_s
 
     def on_tick(self, t_s: float) -> Command | None:
-        """Every control period: the watchdog's command when input is stale, else None."""
-        if not self.enabled or not self.stale(t_s):
+        """Every control period: the watchdog's command when input is stale; in grip mode
+        the step toward the grip posture (or a hold) otherwise; else None."""
+        if not self.enabled:
             return None
+        if not self.stale(t_s):
+            if self.mode != "grip" or self._last_input_t is None:
+                return None
+            position = self.filter.position
+            if self.grip_target is None:
+                return self._command(position, t_s)
+            dt = min(max(t_s - self.filter.t_s, 0.0), self.period_s)
+            target = move_toward(position, self.grip_target,
+                                 self.grip_level * self.profile.max_velocity * dt)
+            return self._command(target, t_s)
         if self.state != State.WATCHDOG:
             self.state = State.WATCHDOG
             self.counters.watchdog_trips += 1
@@ -252,6 +302,7 @@ class ControllerCore:
         self.state = State.WAITING
         self._enabled_t = t_s
         self._last_input_t = None
+        self.grip_target, self.grip_level, self.grip_class = None, 0.0, ""
         self.filter.reset(self.filter.position, t_s)
 
     def disable(self, t_s: float) -> Command | None:

@@ -15,6 +15,7 @@ import time
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -23,7 +24,7 @@ from trajectory_msgs.msg import JointTrajectory
 from emg_hand_core.hand_model import JOINT_LOWER, JOINT_NAMES, JOINT_UPPER
 from emg_hand_core.poses import NAMED_POSES
 from emg_hand_testing.processes import ros_args
-from emg_hand_testing.ros import PoseStreamer, joint_state
+from emg_hand_testing.ros import PoseStreamer, joint_state, wait_until
 from hand_controller.profile import load_profile, resolve_profile_path
 from hand_controller.serial_frame import decode_commands
 
@@ -340,3 +341,47 @@ def test_unopenable_serial_port_refuses_enable_and_reports_error(ros_node, node_
     enable = ros_node.service_client(SetBool, "hand_controller/enable")
     resp = ros_node.call(enable, SetBool.Request(data=True))
     assert not resp.success and "cannot open serial port" in resp.message
+
+
+def test_grip_mode_follows_hand_gesture_with_its_safety(ros_node, node_process):
+    """mode grip: toward the class's grip at level x max velocity, rest holds, the
+    watchdog takes over when decisions stop, limits and velocity hold throughout."""
+    from emg_interfaces.msg import Gesture
+
+    profile = load_profile(resolve_profile_path("prosthetic_6"))
+    states = ros_node.collect(JointState, "robot_hand/joint_states", 5000)
+    pub = ros_node.node.create_publisher(Gesture, "hand/gesture", QoSProfile(
+        depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    start_controller(node_process, profile="prosthetic_6", mode="grip", start_enabled=True,
+                     input_timeout_ms=300)
+    wait_until(lambda: pub.get_subscription_count() >= 1, 20, "hand_controller on hand/gesture")
+    names = ["rest", "wrist_flexion", "wrist_extension"]
+
+    def decide(name, until, level=1.0, rejected=False, timeout_s=15.0):
+        """Publish decisions at 20 Hz (as emg_gesture does) until ``until()`` holds."""
+        deadline = time.monotonic() + timeout_s
+        while not until():
+            assert time.monotonic() < deadline, f"timed out deciding {name}"
+            pub.publish(Gesture(class_index=names.index(name), class_name=name,
+                                class_names=names, probabilities=[0.0, 1.0, 0.0],
+                                confidence=1.0, rejected=rejected, level=level))
+            time.sleep(0.05)  # pacing of the decision stream
+
+    fist = profile.grip("wrist_flexion")
+    decide("wrist_flexion", lambda: bool(states.messages) and close_to(
+        states.messages[-1].position, fist, 1e-6))
+    count = len(states.messages)
+    decide("wrist_extension", lambda: len(states.messages) > count + 30, rejected=True)
+    decide("rest", lambda: len(states.messages) > count + 60)
+    for m in states.messages[count:]:  # a rejected decision and rest hold the grip
+        assert close_to(m.position, fist, 1e-6)
+    msgs = states.wait_until(lambda m: not close_to(m[-1].position, fist, 1e-3), 5.0,
+                             "the watchdog when decisions stop")
+    states.wait_until(lambda m: close_to(m[-1].position, profile.safe_posture), 10.0,
+                      "the safe posture")
+    msgs = states.messages
+    q = np.asarray([m.position for m in msgs])
+    t = np.asarray([m.header.stamp.sec + m.header.stamp.nanosec * 1e-9 for m in msgs])
+    assert np.all(q >= profile.lower - 1e-9) and np.all(q <= profile.upper + 1e-9)
+    speed = np.abs(np.diff(q, axis=0)) / np.maximum(np.diff(t), 1e-9)[:, None]
+    assert np.all(speed <= profile.max_velocity * 1.001 + 1e-6)

@@ -141,3 +141,24 @@ def test_hand_profile_command(capsys, tmp_path):
     bad.write_text("name: x\njoints: []\n")
     assert main([str(bad)]) == 1
     assert "joints" in capsys.readouterr().err
+
+
+def test_grips_of_a_profile_and_their_defaults(tmp_path: Path):
+    base = load_profile(resolve_profile_path("prosthetic_6"))
+    assert np.allclose(base.grip("wrist_extension"), base.clamp(base.retarget(
+        NAMED_POSES["open"])))
+    assert base.grip("no_such_class") is None
+    text = (resolve_profile_path("prosthetic_6").read_text()
+            + "grips:\n  fist: pinch\n  wave: {index_flexion: 1.0}\n")
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    mine = load_profile(path)
+    assert np.allclose(mine.grip("fist"), base.clamp(base.retarget(NAMED_POSES["pinch"])))
+    wave = mine.grip("wave")
+    assert wave[mine.joint_names.index("index_flexion")] == 1.0
+    path.write_text(text.replace("wave: {index_flexion: 1.0}", "wave: {index_flexion: 9.0}"))
+    with pytest.raises(ProfileError, match="grips.wave.index_flexion"):
+        load_profile(path)
+    path.write_text(text.replace("fist: pinch", "fist: nonsense"))
+    with pytest.raises(ProfileError, match="grips.fist"):
+        load_profile(path)

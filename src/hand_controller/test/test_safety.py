@@ -215,3 +215,63 @@ def test_a_finger_in_contact_stops_closing_the_others_go_on(prosthetic):
     # a stale reading (older than the input timeout) no longer holds anything
     assert c.limited_fingers(t + 2 * c.input_timeout_s) == []
     assert core(prosthetic, enabled=True).limited_fingers(t) == []  # limit 0: off
+
+
+# --- grip mode (hand/gesture) ------------------------------------------------------------
+
+def _ticks(c, t0: float, n: int):
+    return [c.on_tick(t0 + (k + 1) * PERIOD) for k in range(n)]
+
+
+def test_grip_moves_toward_the_class_posture_at_level_times_max_velocity(prosthetic):
+    c = core(prosthetic, enabled=True, mode="grip")
+    start = c.position
+    fist = prosthetic.grip("wrist_flexion")  # wrist flexion closes the hand
+    np.testing.assert_allclose(fist, prosthetic.clamp(prosthetic.retarget(NAMED_POSES["fist"])))
+    c.on_gesture("wrist_flexion", False, 0.5, 0.0)
+    first = c.on_tick(PERIOD)
+    np.testing.assert_allclose(np.abs(first.positions - start),
+                               np.minimum(np.abs(fist - start),
+                                          0.5 * prosthetic.max_velocity * PERIOD))
+    t = PERIOD
+    for _ in range(300):
+        t += PERIOD
+        c.on_gesture("wrist_flexion", False, 0.5, t)
+        cmd = c.on_tick(t)
+    np.testing.assert_allclose(cmd.positions, fist)
+    assert c.state == State.ACTIVE and not cmd.watchdog
+
+
+def test_grip_rest_and_rejected_hold_the_position(prosthetic):
+    c = core(prosthetic, enabled=True, mode="grip")
+    c.on_gesture("wrist_extension", False, 1.0, 0.0)
+    _ticks(c, 0.0, 20)
+    held = c.position
+    for k, (name, rejected) in enumerate([("rest", False), ("fist", True),
+                                          ("unknown_class", False)]):
+        t = 0.2 + k * 0.05
+        c.on_gesture(name, rejected, 1.0, t)
+        for cmd in _ticks(c, t, 4):
+            np.testing.assert_allclose(cmd.positions, held)
+    assert c.grip_target is None and c.grip_class == ""
+
+
+def test_grip_watchdog_disable_and_bad_levels(prosthetic):
+    c = core(prosthetic, mode="grip")
+    c.on_gesture("fist", False, 1.0, 0.0)
+    assert c.on_tick(PERIOD) is None and c.counters.accepted == 1  # disabled: nothing
+    c.enable(1.0)
+    c.on_gesture("fist", False, 1.0, 1.0)
+    _ticks(c, 1.0, 5)
+    cmds = _ticks(c, 1.05, 30)  # no gesture for 300 ms > 200 ms timeout
+    assert cmds[-1].watchdog and c.state == State.WATCHDOG and c.counters.watchdog_trips == 1
+    assert not any(cmd.watchdog for cmd in cmds[:14])
+    for bad in (float("nan"), 1.5, -0.1):
+        c.on_gesture("fist", False, bad, 1.5)
+    assert c.counters.rejected_nonfinite == 3 and c.state == State.WATCHDOG
+    c.on_gesture("fist", False, 1.0, 1.5)
+    assert c.state == State.ACTIVE
+    stop = c.disable(1.6)
+    assert stop.stop and c.on_tick(1.61) is None
+    with pytest.raises(ValueError, match="mode"):
+        core(prosthetic, mode="dance")

@@ -43,8 +43,9 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     Format("emg2pose", "emg2pose HDF5 (the dataset's layout; emg_sim_record writes it)",
            emg2pose.read, emg2pose.looks_like, ("start_s", "duration_s"), write=emg2pose.write),
     Format("rosbag2", "a rosbag2 folder (or its .mcap/.db3) of emg/raw and "
-           "hand/reference/joint_states", rosbag2.read, rosbag2.looks_like,
-           ("emg_topic", "joint_state_topic", "max_label_gap_s"), write=rosbag2.write),
+           "hand/reference/joint_states (calibration/prompt: gesture labels)", rosbag2.read,
+           rosbag2.looks_like, ("emg_topic", "joint_state_topic", "max_label_gap_s",
+                                "prompt_topic", "transition_s"), write=rosbag2.write),
     Format("eeg_emg_hands_merged", "EEG-EMG-Hands merged/data_*.csv (ch_k_raw [uV], finger "
            "angle / pi)", eeg_emg_hands.read_merged, eeg_emg_hands.looks_like_merged,
            aliases=("merged_csv",)),

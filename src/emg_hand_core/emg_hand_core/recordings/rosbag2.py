@@ -9,6 +9,12 @@ Joint states are interpolated onto each EMG sample's time (``header.stamp + k /
 sample_rate_hz``) with :func:`~emg_hand_core.tracks.interpolate_track`. Joint-state
 messages that cannot be ordered (missing joints, NaN) are skipped and counted.
 
+A bag of a guided calibration (``calibration/prompt``, ``emg_interfaces/msg/CalibrationPrompt``)
+also gives gesture labels: each EMG sample gets the prompt state it was acquired in (HOLD:
+the prompted pose; REST: ``rest``; get-ready and done: unlabelled), leaving out the first
+``transition_s`` after every change of state (the wearer is moving); ``gesture_names`` are
+``rest`` and the prompted poses in order of appearance.
+
 :func:`read_joint_tracks` gives the joint-state streams themselves (the predicted and the
 reference pose of a session, for rendering).
 """
@@ -24,11 +30,14 @@ import numpy as np
 from ..emg_codec import EMG_TYPE, EmgDecodeError, decode_emg, encode_emg, rosbags_types, stamp_to_ns
 from ..hand_model import JOINT_NAMES
 from ..names import JOINT_ORDER, NameOrder, NameOrderError
-from ..topics import EMG_TOPIC, REFERENCE_TOPIC, find_topic
+from ..topics import EMG_TOPIC, PROMPT_TOPIC, REFERENCE_TOPIC, find_topic
 from ..tracks import DEFAULT_MAX_GAP_S, interpolate_track
 from .recording import DataError, Recording
 
 JOINT_STATE_TYPE = "sensor_msgs/msg/JointState"
+PROMPT_TYPE = "emg_interfaces/msg/CalibrationPrompt"
+PROMPT_HOLD, PROMPT_REST = 1, 2  # CalibrationPrompt.PHASE_HOLD, PHASE_REST
+DEFAULT_TRANSITION_S = 1.0
 
 
 def bag_folder(path: str | Path) -> Path:
@@ -57,14 +66,15 @@ class JointTrack:
 
 
 def _scan(path: Path, emg_topic: str | None, js_topics: Sequence[str],
-          names: NameOrder = JOINT_ORDER):
-    """One pass over a bag: (EMG chunks, malformed EMG count, {js name: JointTrack}), the
-    joint states put in the order of ``names``."""
+          names: NameOrder = JOINT_ORDER, prompt_topic: str | None = None):
+    """One pass over a bag: (EMG chunks, malformed EMG count, {js name: JointTrack} with the
+    joint states in the order of ``names``, prompts [(stamp_ns, phase, pose_name, index)])."""
     if not (path / "metadata.yaml").is_file():
         raise DataError(f"{path}: not a rosbag2 folder (no metadata.yaml)")
     chunks = []
     malformed = 0
     found: dict[str, tuple[list[int], list[np.ndarray], list[int]]] = {}
+    prompts: list[tuple[int, int, str, int]] = []
     try:
         with _open(path) as reader:
             available = sorted({c.topic for c in reader.connections})
@@ -78,9 +88,13 @@ def _scan(path: Path, emg_topic: str | None, js_topics: Sequence[str],
                 topic = find_topic(available, name)
                 if topic is not None and topic not in role:
                     role[topic] = name
+            prompt = find_topic(available, prompt_topic) if prompt_topic else None
+            if prompt is not None and prompt not in role:
+                role[prompt] = PROMPT_TYPE
             connections = [c for c in reader.connections if c.topic in role]
             for conn in connections:
-                wanted = EMG_TYPE if role[conn.topic] is None else JOINT_STATE_TYPE
+                wanted = {None: EMG_TYPE, PROMPT_TYPE: PROMPT_TYPE}.get(role[conn.topic],
+                                                                       JOINT_STATE_TYPE)
                 if conn.msgtype != wanted:
                     raise DataError(f"{path}: {conn.topic} has type {conn.msgtype}, expected "
                                     f"{wanted}")
@@ -92,6 +106,11 @@ def _scan(path: Path, emg_topic: str | None, js_topics: Sequence[str],
                         chunks.append(decode_emg(msg))
                     except EmgDecodeError:
                         malformed += 1
+                    continue
+                if name == PROMPT_TYPE:
+                    stamp = stamp_to_ns(msg.header.stamp)
+                    prompts.append((stamp if stamp else log_ns, int(msg.phase),
+                                    str(msg.pose_name), int(msg.index)))
                     continue
                 stamps, poses, skipped = found.setdefault(name, ([], [], [0]))
                 try:
@@ -113,7 +132,30 @@ def _scan(path: Path, emg_topic: str | None, js_topics: Sequence[str],
         q = np.asarray(poses, dtype=np.float64).reshape(-1, len(names))
         topic = next(t for t, n in role.items() if n == name)
         tracks[name] = JointTrack(topic, t[order], q[order], skipped[0])
-    return chunks, malformed, tracks
+    return chunks, malformed, tracks, sorted(prompts)
+
+
+def prompt_labels(prompts: Sequence[tuple[int, int, str, int]], times_s: np.ndarray,
+                  transition_s: float = DEFAULT_TRANSITION_S
+                  ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Gesture labels (N,) (-1 unlabelled) and class names for sample times [s] from
+    CalibrationPrompt messages [(stamp_ns, phase, pose_name, index)] (module docstring)."""
+    starts, states = [], []
+    for stamp, phase, pose, index in sorted(prompts):
+        if not states or states[-1] != (phase, pose, index):
+            starts.append(stamp * 1e-9)
+            states.append((phase, pose, index))
+    names = ["rest"]
+    for phase, pose, _ in states:
+        if phase == PROMPT_HOLD and pose and pose not in names:
+            names.append(pose)
+    codes = np.array([names.index(pose) if phase == PROMPT_HOLD and pose else
+                      0 if phase == PROMPT_REST else -1 for phase, pose, _ in states] + [-1])
+    t = np.asarray(times_s, dtype=np.float64)
+    k = np.searchsorted(np.asarray(starts), t, side="right") - 1
+    labels = np.where(k >= 0, codes[k], -1)
+    settled = (k >= 0) & (t - np.asarray(starts + [0.0])[k] >= transition_s)
+    return np.where(settled, labels, -1).astype(np.int64), tuple(names)
 
 
 def read_joint_tracks(path: str | Path, topics: Sequence[str],
@@ -127,10 +169,13 @@ def read_joint_tracks(path: str | Path, topics: Sequence[str],
 
 
 def read(path: str | Path, emg_topic: str = EMG_TOPIC, joint_state_topic: str = REFERENCE_TOPIC,
-         max_label_gap_s: float = DEFAULT_MAX_GAP_S) -> Recording:
-    """A bag of EMG chunks and (optionally) a reference pose (see module docstring)."""
+         max_label_gap_s: float = DEFAULT_MAX_GAP_S, prompt_topic: str = PROMPT_TOPIC,
+         transition_s: float = DEFAULT_TRANSITION_S) -> Recording:
+    """A bag of EMG chunks and (optionally) a reference pose and calibration prompts (see
+    module docstring)."""
     path = bag_folder(path)
-    chunks, malformed, tracks = _scan(path, emg_topic, [joint_state_topic])
+    chunks, malformed, tracks, prompts = _scan(path, emg_topic, [joint_state_topic],
+                                               prompt_topic=prompt_topic)
     if not chunks:
         raise DataError(f"{path}: no usable messages on {emg_topic}")
     names, rate = chunks[0].channel_names, chunks[0].sample_rate_hz
@@ -158,23 +203,29 @@ def read(path: str | Path, emg_topic: str = EMG_TOPIC, joint_state_topic: str = 
         t_ns, keep = np.unique(track.stamps_ns, return_index=True)
         joint_angles, mask = interpolate_track(t_ns * 1e-9, track.angles[keep], times,
                                                max_label_gap_s)
+    gesture, gesture_names = (prompt_labels(prompts, times, transition_s) if prompts
+                              else (None, ()))
     return Recording(emg=emg, sample_rate_hz=rate, channel_names=names, timestamps_s=times,
                      joint_angles=joint_angles, label_mask=mask, emg_valid=valid,
+                     gesture=gesture, gesture_names=gesture_names,
                      source=str(path), format="rosbag2", units_note="volts (emg/raw)",
                      meta={"first_sample_index": start, "malformed_chunks": malformed,
-                           "skipped_joint_states": skipped})
+                           "skipped_joint_states": skipped, "prompts": len(prompts)})
 
 
 def write(path: str | Path, rec: Recording, chunk_samples: int = 5,
           emg_topic: str = "/" + EMG_TOPIC, joint_state_topic: str = "/" + REFERENCE_TOPIC,
           joint_state_every: int = 4, storage: str = "sqlite3",
           drop_chunks: tuple[int, ...] = (), start_s: float = 1_700_000_000.0,
-          frame_id: str = "armband") -> Path:
+          frame_id: str = "armband",
+          prompts: Sequence[tuple[float, int, str, int, int]] = (),
+          prompt_topic: str = "/" + PROMPT_TOPIC) -> Path:
     """Write a recording as a rosbag2 of our topics (tests, examples, conversions).
 
     EMG in chunks of ``chunk_samples``; with joint angles, a JointState every
     ``joint_state_every`` samples. ``drop_chunks``: chunk numbers left out, to make gaps.
-    Times are ``start_s`` plus the recording's own times.
+    Times are ``start_s`` plus the recording's own times. ``prompts``: CalibrationPrompt
+    messages to write, (t_s, phase, pose_name, index, count) on the recording's clock.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
 
@@ -195,6 +246,16 @@ def write(path: str | Path, rec: Recording, chunk_samples: int = 5,
         emg_conn = writer.add_connection(emg_topic, EMG_TYPE, typestore=store)
         js_conn = (writer.add_connection(joint_state_topic, JOINT_STATE_TYPE, typestore=store)
                    if rec.joint_angles is not None else None)
+        if prompts:
+            prompt_conn = writer.add_connection(prompt_topic, PROMPT_TYPE, typestore=store)
+            prompt_cls = store.types[PROMPT_TYPE]
+            for t, phase, pose, index, count in prompts:
+                stamp = types.time(sec=ns(t) // 1_000_000_000, nanosec=ns(t) % 1_000_000_000)
+                msg = prompt_cls(header=types.header(stamp=stamp, frame_id=""), phase=phase,
+                                 pose_name=pose, index=index, count=count,
+                                 seconds_remaining=0.0, joint_names=[],
+                                 joint_positions=np.zeros(0))
+                writer.write(prompt_conn, ns(t), bytes(store.serialize_cdr(msg, PROMPT_TYPE)))
         for k, i in enumerate(range(0, rec.num_samples, chunk_samples)):
             block = rec.emg[i:i + chunk_samples]
             if k not in drop_chunks:
