@@ -120,9 +120,9 @@ _SCALE_FLAGS = {  # flag -> (distributed.ScaleSettings field, type, choices, hel
     "--split-by": ("split_by", str, ("time", "file"), "time: chronological per recording "
                    "(default); file: whole recordings in the given order, the last ones test"),
     "--workers": ("workers", int, None, "DataLoader worker processes per process (default 0)"),
-    "--open-files": ("open_files", int, None, "HDF5 files kept open per process (default 8)"),
+    "--open-files": ("open_files", int, None, "HDF5 files kept open per process (default 128)"),
     "--chunk-cache-mb": ("chunk_cache_mb", float, None,
-                         "HDF5 chunk cache per open file [MiB] (default 1)"),
+                         "HDF5 chunk cache per open file [MiB] (default 0)"),
     "--epoch-windows": ("epoch_windows", int, None, "training windows per epoch, drawn anew "
                         "each epoch (default 0: all)"),
     "--eval-windows": ("eval_windows", int, None, "validation and metrics windows per split, "

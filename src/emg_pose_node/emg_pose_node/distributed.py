@@ -71,13 +71,11 @@ from .training import (
     FitState,
     TrainResult,
     TrainSettings,
-    _gain_augment,
     _seed_everything,
     build_network_config,
     build_preprocess,
-    fit,
+    fit_pose_model,
     init_output_scaling,
-    output_loss,
     trained_result,
 )
 
@@ -92,8 +90,8 @@ class ScaleSettings:
     cache_dir: str | None = None  # None: dataset.default_cache_dir()
     split_by: str = "time"  # "time": chronological per recording; "file": whole files
     workers: int = 0  # DataLoader worker processes per training process
-    open_files: int = 8  # HDF5 files kept open per process
-    chunk_cache_mb: float = 1.0  # HDF5 chunk cache per open file [MiB]
+    open_files: int = 128  # HDF5 files kept open per process (about 0.4 MB each)
+    chunk_cache_mb: float = 0.0  # HDF5 chunk cache per open file [MiB] (random windows: 0)
     epoch_windows: int = 0  # training windows per epoch, drawn anew each epoch (0: all)
     eval_windows: int = 20_000  # per split for validation and metrics, evenly spaced (0: all)
     device: str = "cpu"  # "cpu" | "cuda"
@@ -462,19 +460,10 @@ def _train(ctx: Context, sources: list[SourceSpec], settings: TrainSettings,
                          reduce=ctx.reduce if ctx.distributed else None,
                          epoch_seed=settings.seed * 1009 + ctx.rank, resume=resume,
                          epoch_end_cb=save)
-    result = fit(forward, list(model.parameters()), loader, val_set,
-                 output_loss(settings.output, settings.fk_loss_weight), epochs=settings.epochs,
-                 batch_size=settings.batch_size, learning_rate=settings.learning_rate,
-                 weight_decay=settings.weight_decay, grad_clip=settings.grad_clip,
-                 modules_to_train=[model], state_module=model,
-                 early_stop_patience=settings.early_stop_patience,
-                 lr_patience=settings.lr_patience, lr_factor=settings.lr_factor,
-                 min_learning_rate=settings.min_learning_rate,
-                 average_last=settings.average_last,
-                 augment=_gain_augment(settings.gain_augment) if settings.gain_augment else None,
-                 generator=torch.Generator().manual_seed(settings.seed),
-                 progress_cb=progress_cb if ctx.is_main else None,
-                 show_progress=settings.show_progress and ctx.is_main, runtime=runtime)
+    result = fit_pose_model(model, forward, loader, val_set, settings,
+                            progress_cb=progress_cb if ctx.is_main else None,
+                            show_progress=settings.show_progress and ctx.is_main,
+                            runtime=runtime)
     out = StreamedResult(model, ctx.rank, ctx.world_size, windows=windows,
                          resumed_from_epoch=resume.epoch if resume else 0)
     if ctx.is_main:

@@ -660,23 +660,29 @@ def train(recordings: Sequence[Recording], settings: TrainSettings,
     train_set = WindowSet(data.x, data.y, data.ends["train"], data.network.window)
     val_set = (WindowSet(data.x, data.y, data.ends["val"], data.network.window)
                if len(data.ends["val"]) else None)
-    gen = torch.Generator().manual_seed(settings.seed)
-    result = fit(model, list(model.parameters()), train_set, val_set,
-                 output_loss(settings.output, settings.fk_loss_weight), epochs=settings.epochs,
-                 batch_size=settings.batch_size, learning_rate=settings.learning_rate,
-                 weight_decay=settings.weight_decay, grad_clip=settings.grad_clip,
-                 modules_to_train=[model], state_module=model,
-                 early_stop_patience=settings.early_stop_patience,
-                 lr_patience=settings.lr_patience, lr_factor=settings.lr_factor,
-                 min_learning_rate=settings.min_learning_rate,
-                 average_last=settings.average_last,
-                 augment=_gain_augment(settings.gain_augment) if settings.gain_augment else None,
-                 generator=gen, progress_cb=progress_cb, should_stop=should_stop,
-                 show_progress=settings.show_progress)
+    result = fit_pose_model(model, model, train_set, val_set, settings, progress_cb=progress_cb,
+                            should_stop=should_stop, show_progress=settings.show_progress)
     splits = {split: (WindowSet(data.x, data.y, data.ends[split], data.network.window),
                       data.ends[split], data.sources[split]) for split in ("train", "val", "test")}
     return trained_result(model, data.preprocess, result, splits,
                           [rec.summary() for rec in recordings], settings, t_start)
+
+
+def fit_pose_model(model: EMGToPose, forward, train_set, val_set, settings: TrainSettings,
+                   **kw) -> FitResult:
+    """:func:`fit` of a whole pose model with the optimisation settings of ``settings``;
+    ``forward``: the model or its wrapper (DDP); ``kw``: fit's progress_cb, should_stop,
+    show_progress, runtime."""
+    return fit(forward, list(model.parameters()), train_set, val_set,
+               output_loss(settings.output, settings.fk_loss_weight), epochs=settings.epochs,
+               batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+               weight_decay=settings.weight_decay, grad_clip=settings.grad_clip,
+               modules_to_train=[model], state_module=model,
+               early_stop_patience=settings.early_stop_patience,
+               lr_patience=settings.lr_patience, lr_factor=settings.lr_factor,
+               min_learning_rate=settings.min_learning_rate, average_last=settings.average_last,
+               augment=_gain_augment(settings.gain_augment) if settings.gain_augment else None,
+               generator=torch.Generator().manual_seed(settings.seed), **kw)
 
 
 def init_output_scaling(model: EMGToPose, mean: torch.Tensor,
