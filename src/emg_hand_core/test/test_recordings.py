@@ -119,6 +119,14 @@ def test_emg2pose_round_trip_partial_read_and_masked_labels(tmp_path):
     assert np.allclose(back.joint_angles[:100], rec.joint_angles[:100])
     part = load_recording(path, start_s=0.5, duration_s=0.25)
     np.testing.assert_array_equal(part.emg, rec.emg[1000:1500])
+    with emg2pose.File(path) as f:  # rows by number, as training at scale reads them
+        assert f.num_rows == 4000 and f.sample_rate_hz == 2000.0
+        rows = f.rows(90, 160)
+        np.testing.assert_array_equal(rows.emg, back.emg[90:160])
+        np.testing.assert_array_equal(rows.label_mask, back.label_mask[90:160])
+        emg, angles = f.arrays(3000, 3100)
+        np.testing.assert_array_equal(emg, back.emg[3000:3100])
+        np.testing.assert_array_equal(angles, back.joint_angles[3000:3100])
 
 
 def test_emg2pose_without_attributes_and_with_a_unit(tmp_path):

@@ -4,7 +4,9 @@
 emg_pose_train DATA... --out MODEL.safetensors [--test DATA...] [--report-dir DIR] [options]
     Train (or, with --finetune-from, fine-tune) from recordings of any supported format
     (any CSV through a column mapping: --columns / --emg-columns ...); writes the
-    checkpoint and a JSON + PNG report; --test scores whole held-out files.
+    checkpoint and a JSON + PNG report; --test scores whole held-out files. With --stream
+    (or any option of "training at scale", or under torchrun) windows are read from disk
+    instead of memory, in one or several processes (emg_pose_node.distributed).
 emg_pose_eval --checkpoint MODEL DATA... [--split test] [--train DATA...] [--json]
     Metrics of the model and two baselines fitted on the model's training data.
 emg_pose_eval --cv file DATA... [--preset ... | --checkpoint RECIPE] [training flags]
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -138,7 +141,45 @@ def train_parser() -> argparse.ArgumentParser:
                    help="fine-tuning: epochs of the input-adapter stage (default 10; 0 = "
                         "head only)")
     _settings_arguments(p)
+    g = p.add_argument_group(
+        "training at scale", "windows read from disk (memory bounded by the batch and the "
+        "caches), one process or several under torchrun; any of these options (or torchrun "
+        "with more than one process) selects it")
+    g.add_argument("--stream", action="store_true", help="stream windows from disk")
+    for flag, (_, kind, choices, text) in _SCALE_FLAGS.items():
+        g.add_argument(flag, type=kind, choices=choices, default=None, help=text)
+    g.add_argument("--resume", action="store_true",
+                   help="continue from the training state after a crash (none: start)")
+    g.add_argument("--cache-only", action="store_true",
+                   help="build the recordings' caches and exit (once per machine)")
     return p
+
+
+_SCALE_FLAGS = {  # flag -> (distributed.ScaleSettings field, type, choices, help)
+    "--cache-dir": ("cache_dir", str, None, "where recordings are cached at the model rate "
+                    "(default: $XDG_CACHE_HOME/emg_hand/windows)"),
+    "--split-by": ("split_by", str, ("time", "file"), "time: chronological per recording "
+                   "(default); file: whole recordings in the given order, the last ones test"),
+    "--workers": ("workers", int, None, "DataLoader worker processes per process (default 0)"),
+    "--open-files": ("open_files", int, None, "HDF5 files kept open per process (default 128)"),
+    "--chunk-cache-mb": ("chunk_cache_mb", float, None,
+                         "HDF5 chunk cache per open file [MiB] (default 0)"),
+    "--epoch-windows": ("epoch_windows", int, None, "training windows per epoch, drawn anew "
+                        "each epoch (default 0: all)"),
+    "--eval-windows": ("eval_windows", int, None, "validation and metrics windows per split, "
+                       "evenly spaced (default 20000; 0: all)"),
+    "--device": ("device", str, ("cpu", "cuda"), "cpu (default) or cuda (GPU of LOCAL_RANK)"),
+    "--precision": ("precision", str, ("32", "bf16", "fp16"), "mixed precision (default 32; "
+                    "fp16: CUDA only)"),
+    "--state-file": ("state_path", str, None, "training state written after every epoch "
+                     "(default: next to --out, NAME.train_state.pt)"),
+}
+
+
+def _streamed(args) -> bool:
+    given = any(getattr(args, f.lstrip("-").replace("-", "_")) is not None for f in _SCALE_FLAGS)
+    return (args.stream or args.resume or args.cache_only or given
+            or int(os.environ.get("WORLD_SIZE", "1")) > 1)
 
 
 def _preset_argument(p: argparse.ArgumentParser) -> None:
@@ -165,15 +206,28 @@ def _settings(args, recordings: list, base: dict | None = None):
                                     "show_progress": not args.no_progress})
 
 
+def _write_outputs(args, ckpt, history, evaluation, split_arrays) -> None:
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .report import write_report
+
+    path = save_checkpoint(ckpt, args.out)
+    load_checkpoint(path)  # what was written must load
+    print(f"wrote {path}: {ckpt.describe()}")
+    if args.report_dir:
+        paths = write_report(args.report_dir, Path(args.out).name.split(".")[0], ckpt,
+                             history, evaluation, split_arrays)
+        print(f"report: {paths['json']} {paths['png']}")
+
+
 def train_main(argv: list[str] | None = None) -> int:
     from emg_hand_core.recordings import usable_channels
 
-    from .checkpoint import load_checkpoint, save_checkpoint
     from .evaluation import evaluate, format_table
-    from .report import write_report
     from .training import train
 
     args = train_parser().parse_args(argv)
+    if _streamed(args):
+        return _train_streamed_cli(args)
     try:
         recordings = _load_all(args.data, args, args.channels)
         tests = _load_all(args.test, args, args.channels) if args.test else []
@@ -203,15 +257,55 @@ def train_main(argv: list[str] | None = None) -> int:
             ckpt.metrics["test"] = {k: v for k, v in evaluation["models"].items()}
             ckpt.metrics["test_baselines"] = evaluation["baselines"]
             print(format_table(evaluation))
-        path = save_checkpoint(ckpt, args.out)
-        load_checkpoint(path)  # what was written must load
-        print(f"wrote {path}: {ckpt.describe()}")
-        if args.report_dir:
-            paths = write_report(args.report_dir, Path(args.out).name.split(".")[0], ckpt,
-                                 result.history, evaluation, result.split_arrays)
-            print(f"report: {paths['json']} {paths['png']}")
+        _write_outputs(args, ckpt, result.history, evaluation, result.split_arrays)
     except (DataError, ValueError) as exc:
         print(f"emg_pose_train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _train_streamed_cli(args) -> int:
+    """emg_pose_train with windows streamed from disk, in this process or in each process
+    of a torchrun group (rank 0 prints and writes)."""
+    from .dataset import SourceSpec, probe
+    from .distributed import ScaleSettings, init_context, prepare_caches, train_streamed
+    from .evaluation import format_table
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    where = f" (rank {os.environ.get('RANK', '0')} of {world})" if world > 1 else ""
+    try:
+        if args.finetune_from or args.usable_channels:
+            raise ValueError("--finetune-from and --usable-channels read recordings into "
+                             "memory; they do not combine with streamed training (give "
+                             "--channels)")
+        specs = [SourceSpec(p, args.format, args.channels) for p in args.data]
+        settings = _settings(args, [probe(specs[0])])
+        given = {name: getattr(args, f.lstrip("-").replace("-", "_"))
+                 for f, (name, _, _, _) in _SCALE_FLAGS.items()}
+        scale = ScaleSettings(**{k: v for k, v in given.items() if v is not None},
+                              resume=args.resume)
+        if scale.state_path is None:
+            out = Path(args.out)
+            scale.state_path = str(out.with_name(out.name.split(".")[0] + ".train_state.pt"))
+        ctx = init_context(scale.device, scale.timeout_s)
+        try:
+            if args.cache_only:
+                entries, _, _ = prepare_caches(ctx, specs, settings, scale.cache_path())
+                if ctx.is_main:
+                    print(f"cached {len(entries)} recording(s) in {scale.cache_path()}")
+                return 0
+            result = train_streamed(specs, settings, scale, context=ctx)
+        finally:
+            ctx.close()
+        if result.train is not None:  # rank 0
+            ckpt, evaluation = result.train.checkpoint, result.evaluation
+            if evaluation is not None:
+                ckpt.metrics["test"] = dict(evaluation["models"])
+                print(format_table(evaluation))
+            _write_outputs(args, ckpt, result.train.history, evaluation,
+                           result.train.split_arrays)
+    except (DataError, ValueError) as exc:
+        print(f"emg_pose_train: error{where}: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -249,8 +249,58 @@ def fit_normalisation(config: PreprocessConfig, filtered: list[np.ndarray]) -> P
     data = np.concatenate([np.asarray(f, dtype=np.float64) for f in filtered if len(f)])
     if len(data) < 2:
         raise ValueError("need at least 2 training samples to fit normalisation")
-    mean = data.mean(axis=0)
-    std = data.std(axis=0)
+    return _with_statistics(config, data.mean(axis=0), data.std(axis=0))
+
+
+def normalisation_from_moments(config: PreprocessConfig, moments: Moments) -> PreprocessConfig:
+    """:func:`fit_normalisation` from streamed :class:`Moments` of the filtered training
+    samples (the same statistics, without the samples in memory)."""
+    if moments.count < 2:
+        raise ValueError("need at least 2 training samples to fit normalisation")
+    return _with_statistics(config, moments.mean, moments.std())
+
+
+def _with_statistics(config: PreprocessConfig, mean: np.ndarray,
+                     std: np.ndarray) -> PreprocessConfig:
     floor = max(1e-12, 1e-6 * float(np.median(std)) if np.any(std > 0) else 1e-12)
     std = np.maximum(std, floor)  # a dead channel must not blow up
     return replace(config, mean=tuple(mean.tolist()), std=tuple(std.tolist()))
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Count, mean and summed squared deviations (``m2``) per column of rows seen so far.
+
+    Blocks merge exactly (Chan, Golub and LeVeque's pairwise update), so statistics of data
+    streamed from disk block by block equal those of all rows at once, to rounding.
+    """
+
+    count: int
+    mean: np.ndarray  # (K,) float64
+    m2: np.ndarray  # (K,) float64
+
+    @classmethod
+    def empty(cls, columns: int) -> Moments:
+        return cls(0, np.zeros(columns), np.zeros(columns))
+
+    @classmethod
+    def of(cls, rows: np.ndarray) -> Moments:
+        """Moments of rows (n, K)."""
+        rows = np.asarray(rows, dtype=np.float64)
+        if len(rows) == 0:
+            return cls.empty(rows.shape[1])
+        mean = rows.mean(axis=0)
+        return cls(len(rows), mean, ((rows - mean) ** 2).sum(axis=0))
+
+    def merge(self, other: Moments) -> Moments:
+        if other.count == 0:
+            return self
+        if self.count == 0:
+            return other
+        n = self.count + other.count
+        delta = other.mean - self.mean
+        return Moments(n, self.mean + delta * (other.count / n),
+                       self.m2 + other.m2 + delta ** 2 * (self.count * other.count / n))
+
+    def std(self, ddof: int = 0) -> np.ndarray:
+        return np.sqrt(self.m2 / max(self.count - ddof, 1))

@@ -19,6 +19,7 @@ No rclpy here; the live node calls :func:`finetune` and the CLI calls :func:`tra
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import random
@@ -186,6 +187,54 @@ class FitResult:
 
 
 @dataclass
+class FitState:
+    """:func:`fit`'s loop after an epoch: what a resumed run continues from (plain data:
+    tensors, numbers, strings, lists and dicts, so it loads with weights-only loading)."""
+
+    epoch: int  # epochs done
+    model: dict  # state_module.state_dict()
+    optimizer: dict
+    scheduler: dict
+    best_loss: float
+    best_epoch: int
+    best_state: dict
+    recent: list  # the state dicts averaged by average_last
+    since_best: int
+    history: list  # EpochRecord fields as dicts
+    stopped_early: bool = False
+    scaler: dict | None = None  # the float16 gradient scaler's state
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FitState:
+        return cls(**d)
+
+
+@dataclass
+class FitRuntime:
+    """Where and how :func:`fit` runs; the defaults are one process on the CPU in float32.
+
+    device: batches are moved there (the model must be there already). autocast_dtype:
+    mixed precision (torch.bfloat16, or torch.float16 with a gradient scaler; on CUDA).
+    reduce(total, count) -> sums over all processes (train and validation losses, so that
+    every process takes the same scheduler and early-stopping decisions). epoch_seed: at
+    the start of every epoch the global torch RNG (dropout) and ``generator`` (augment) are
+    seeded from (epoch_seed, epoch), so a run resumed at an epoch boundary continues
+    exactly. resume: the state to continue from; epoch_end_cb(state) after every epoch
+    (to save it).
+    """
+
+    device: torch.device | str | None = None
+    autocast_dtype: torch.dtype | None = None
+    reduce: Callable[[float, int], tuple[float, int]] | None = None
+    epoch_seed: int | None = None
+    resume: FitState | None = None
+    epoch_end_cb: Callable[[FitState], None] | None = None
+
+
+@dataclass
 class TrainResult:
     checkpoint: Checkpoint
     history: list[EpochRecord]
@@ -293,7 +342,7 @@ def fit(forward: Callable[[torch.Tensor], torch.Tensor], params: Sequence[nn.Par
         augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
         generator: torch.Generator | None = None, progress_cb: ProgressCallback | None = None,
         should_stop: StopCallback | None = None, show_progress: bool = False,
-        desc: str = "train") -> FitResult:
+        desc: str = "train", runtime: FitRuntime | None = None) -> FitResult:
     """Minimise ``loss_fn(forward(inputs), targets)`` over ``params`` with AdamW.
 
     Per epoch: shuffled mini-batches (private ``generator``), gradient clipping, then the
@@ -302,46 +351,74 @@ def fit(forward: Callable[[torch.Tensor], torch.Tensor], params: Sequence[nn.Par
     the last ``average_last`` epochs' weights up to the best). Without a validation set
     the train loss drives the scheduler and the last epoch is kept. ``modules_to_train``
     are put in train mode (the rest of the model stays as the caller left it).
+
+    ``train_set`` has ``len`` and ``batch(indices)``, or ``epoch_batches(epoch)`` (an
+    iterable of (inputs, targets) or (inputs, targets, loss weight): a data loader over
+    windows on disk, one process's part of a global batch); ``val_set`` the same, or
+    ``ordered_batches(batch_size)``. ``runtime``: device, mixed precision, several
+    processes, resuming (:class:`FitRuntime`).
     """
     from tqdm import tqdm
 
+    rt = runtime or FitRuntime()
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     opt = torch.optim.AdamW(list(params), lr=learning_rate, weight_decay=weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=lr_factor,
                                                        patience=lr_patience,
                                                        min_lr=min_learning_rate)
+    precision = _Precision(rt.device, rt.autocast_dtype)
     history: list[EpochRecord] = []
     best = (math.inf, -1, copy.deepcopy(state_module.state_dict()))
     recent: list[dict] = []
     since_best, cancelled, stopped = 0, False, False
-    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not show_progress, leave=True)
+    start = 0
+    if rt.resume is not None:
+        r = rt.resume
+        state_module.load_state_dict(r.model)
+        opt.load_state_dict(r.optimizer)
+        sched.load_state_dict(r.scheduler)
+        precision.load_state_dict(r.scaler)
+        history = [EpochRecord(**h) for h in r.history]
+        best, recent = (r.best_loss, r.best_epoch, r.best_state), list(r.recent)
+        since_best, stopped, start = r.since_best, r.stopped_early, r.epoch
+    # Several processes validate shards of the validation set (an empty one too).
+    has_val = val_set is not None and (rt.reduce is not None or len(val_set) > 0)
+    bar = tqdm(range(start, start if stopped else epochs), desc=desc, unit="epoch",
+               disable=not show_progress, leave=True, initial=start, total=epochs)
     for epoch in bar:
         t0 = time.perf_counter()
+        if rt.epoch_seed is not None:
+            seed = (rt.epoch_seed * 1_000_003 + epoch) % (2 ** 63)
+            torch.manual_seed(seed)
+            gen.manual_seed(seed)
         for m in modules_to_train:
             m.train()
-        order = torch.randperm(len(train_set), generator=gen)
         total, count = 0.0, 0
-        for i in range(0, len(order), batch_size):
+        batches = (train_set.epoch_batches(epoch) if hasattr(train_set, "epoch_batches")
+                   else _shuffled_batches(train_set, batch_size, gen))
+        for batch in batches:
             if should_stop is not None and should_stop():
                 cancelled = True
                 break
-            inputs, targets = train_set.batch(order[i:i + batch_size])
+            inputs, targets = _to_device(rt.device, batch[0], batch[1])
             if augment is not None:
                 inputs = augment(inputs, gen)
-            loss = loss_fn(forward(inputs), targets)
+            with precision.autocast():
+                loss = loss_fn(forward(inputs), targets)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip > 0:
-                nn.utils.clip_grad_norm_(params, grad_clip)
-            opt.step()
+            weight = batch[2] if len(batch) > 2 else 1.0
+            precision.step(loss if weight == 1.0 else loss * weight, opt, params, grad_clip)
             total += float(loss.detach()) * len(targets)
             count += len(targets)
         for m in modules_to_train:
             m.eval()
         if cancelled:
             break
+        if rt.reduce is not None:
+            total, count = rt.reduce(total, count)
         train_loss = total / max(count, 1)
-        val_loss = evaluate_loss(forward, val_set, loss_fn, batch_size * 4) if val_set else None
+        val_loss = (evaluate_loss(forward, val_set, loss_fn, batch_size * 4, reduce=rt.reduce,
+                                  device=rt.device) if has_val else None)
         monitored = val_loss if val_loss is not None else train_loss
         sched.step(monitored)
         lr = opt.param_groups[0]["lr"]
@@ -362,6 +439,12 @@ def fit(forward: Callable[[torch.Tensor], torch.Tensor], params: Sequence[nn.Par
             progress_cb(epoch + 1, epochs, train_loss)
         if early_stop_patience and val_loss is not None and since_best >= early_stop_patience:
             stopped = True
+        if rt.epoch_end_cb is not None:
+            rt.epoch_end_cb(FitState(
+                epoch + 1, state_module.state_dict(), opt.state_dict(), sched.state_dict(),
+                best[0], best[1], best[2], recent, since_best,
+                [asdict(h) for h in history], stopped, precision.state_dict()))
+        if stopped:
             break
     bar.close()
     if best[1] > 0:
@@ -379,22 +462,83 @@ def _average_states(states: list[dict]) -> dict:
     return out
 
 
-@torch.no_grad()
-def evaluate_loss(forward, dataset, loss_fn, batch_size: int = 256) -> float:
-    total, count = 0.0, 0
+def _shuffled_batches(dataset, batch_size: int, gen: torch.Generator):
+    order = torch.randperm(len(dataset), generator=gen)
+    for i in range(0, len(order), batch_size):
+        yield dataset.batch(order[i:i + batch_size])
+
+
+def _ordered_batches(dataset, batch_size: int):
+    if hasattr(dataset, "ordered_batches"):
+        yield from dataset.ordered_batches(batch_size)
+        return
     for i in range(0, len(dataset), batch_size):
-        inputs, targets = dataset.batch(torch.arange(i, min(i + batch_size, len(dataset))))
+        yield dataset.batch(torch.arange(i, min(i + batch_size, len(dataset))))
+
+
+def _to_device(device, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    if device is None:
+        return tensors
+    return tuple(t.to(device, non_blocking=True) for t in tensors)
+
+
+class _Precision:
+    """Autocast and, for float16, a gradient scaler around the optimiser step (float32:
+    plain backward, clipping, step)."""
+
+    def __init__(self, device, dtype: torch.dtype | None) -> None:
+        self.device_type = torch.device(device).type if device is not None else "cpu"
+        self.dtype = dtype
+        self.scaler = (torch.amp.GradScaler(self.device_type) if dtype == torch.float16
+                       else None)
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def step(self, loss: torch.Tensor, opt, params, grad_clip: float) -> None:
+        if self.scaler is None:
+            loss.backward()
+            if grad_clip > 0:
+                nn.utils.clip_grad_norm_(params, grad_clip)
+            opt.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(opt)
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(params, grad_clip)
+        self.scaler.step(opt)
+        self.scaler.update()
+
+    def state_dict(self) -> dict | None:
+        return None if self.scaler is None else self.scaler.state_dict()
+
+    def load_state_dict(self, state: dict | None) -> None:
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
+
+
+@torch.no_grad()
+def evaluate_loss(forward, dataset, loss_fn, batch_size: int = 256, *, reduce=None,
+                  device=None) -> float:
+    """Mean loss over a dataset (``reduce``: summed over processes first)."""
+    total, count = 0.0, 0
+    for inputs, targets in _ordered_batches(dataset, batch_size):
+        inputs, targets = _to_device(device, inputs, targets)
         total += float(loss_fn(forward(inputs), targets)) * len(targets)
         count += len(targets)
+    if reduce is not None:
+        total, count = reduce(total, count)
     return total / max(count, 1)
 
 
 @torch.no_grad()
-def predict_set(forward, dataset, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
+def predict_set(forward, dataset, batch_size: int = 512,
+                device=None) -> tuple[np.ndarray, np.ndarray]:
     preds, trues = [], []
-    for i in range(0, len(dataset), batch_size):
-        inputs, targets = dataset.batch(torch.arange(i, min(i + batch_size, len(dataset))))
-        preds.append(forward(inputs))
+    for inputs, targets in _ordered_batches(dataset, batch_size):
+        preds.append(forward(_to_device(device, inputs)[0]).float().cpu())
         trues.append(targets)
     if not preds:
         return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
@@ -573,55 +717,81 @@ def train(recordings: Sequence[Recording], settings: TrainSettings,
         raise DataError("no training windows: recordings too short for the window, or no "
                         "valid labels")
     model = EMGToPose(data.network)
-    # Output scaling from training targets: the head starts at the mean.
     y_train = data.y[torch.as_tensor(data.ends["train"])]
-    with torch.no_grad():
-        model.out_mean.copy_(y_train.mean(0))
-        model.out_scale.copy_(y_train.std(0).clamp_min(1e-3) if len(y_train) > 1
-                              else torch.ones_like(model.out_scale))
+    init_output_scaling(model, y_train.mean(0), y_train.std(0) if len(y_train) > 1 else None)
     train_set = WindowSet(data.x, data.y, data.ends["train"], data.network.window)
     val_set = (WindowSet(data.x, data.y, data.ends["val"], data.network.window)
                if len(data.ends["val"]) else None)
-    gen = torch.Generator().manual_seed(settings.seed)
-    result = fit(model, list(model.parameters()), train_set, val_set,
-                 output_loss(settings.output, settings.fk_loss_weight), epochs=settings.epochs,
-                 batch_size=settings.batch_size, learning_rate=settings.learning_rate,
-                 weight_decay=settings.weight_decay, grad_clip=settings.grad_clip,
-                 modules_to_train=[model], state_module=model,
-                 early_stop_patience=settings.early_stop_patience,
-                 lr_patience=settings.lr_patience, lr_factor=settings.lr_factor,
-                 min_learning_rate=settings.min_learning_rate,
-                 average_last=settings.average_last,
-                 augment=make_augment(settings),
-                 generator=gen, progress_cb=progress_cb, should_stop=should_stop,
-                 show_progress=settings.show_progress)
+    result = fit_pose_model(model, model, train_set, val_set, settings, progress_cb=progress_cb,
+                            should_stop=should_stop, show_progress=settings.show_progress)
+    splits = {split: (WindowSet(data.x, data.y, data.ends[split], data.network.window),
+                      data.ends[split], data.sources[split]) for split in ("train", "val", "test")}
+    names = ", ".join(Path(r.source).name or r.source for r in recordings)
+    # what the evaluation's training-mean baseline needs (evaluation.py)
+    baselines = {"train_mean": y_train.mean(0).tolist(), "windows": int(len(y_train)),
+                 "fitted_on": f"train split of {names}"}
+    return trained_result(model, data.preprocess, result, splits,
+                          [rec.summary() for rec in recordings], settings, t_start,
+                          baselines=baselines)
+
+
+def fit_pose_model(model: EMGToPose, forward, train_set, val_set, settings: TrainSettings,
+                   **kw) -> FitResult:
+    """:func:`fit` of a whole pose model with the optimisation settings of ``settings``;
+    ``forward``: the model or its wrapper (DDP); ``kw``: fit's progress_cb, should_stop,
+    show_progress, runtime."""
+    return fit(forward, list(model.parameters()), train_set, val_set,
+               output_loss(settings.output, settings.fk_loss_weight), epochs=settings.epochs,
+               batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+               weight_decay=settings.weight_decay, grad_clip=settings.grad_clip,
+               modules_to_train=[model], state_module=model,
+               early_stop_patience=settings.early_stop_patience,
+               lr_patience=settings.lr_patience, lr_factor=settings.lr_factor,
+               min_learning_rate=settings.min_learning_rate, average_last=settings.average_last,
+               augment=make_augment(settings),
+               generator=torch.Generator().manual_seed(settings.seed), **kw)
+
+
+def init_output_scaling(model: EMGToPose, mean: torch.Tensor,
+                        std: torch.Tensor | None) -> None:
+    """Output scaling from the training targets: the head starts at their mean."""
+    with torch.no_grad():
+        model.out_mean.copy_(mean)
+        model.out_scale.copy_(std.clamp_min(1e-3) if std is not None
+                              else torch.ones_like(model.out_scale))
+
+
+def trained_result(model: EMGToPose, preprocess: PreprocessConfig, result: FitResult,
+                   splits: dict, data_summary: list[dict], settings: TrainSettings,
+                   t_start: float, splits_info: dict | None = None,
+                   device=None, baselines: dict | None = None) -> TrainResult:
+    """Metrics per split and the checkpoint after :func:`fit`. ``splits``: split ->
+    (window set, window ends, recording number per window); ``baselines``: what the
+    evaluation's baselines need (stored in the checkpoint's training dict)."""
     model.eval()
     split_arrays = {}
     metrics: dict = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
                      "stopped_early": result.stopped_early}
-    for split in ("train", "val", "test"):
-        ws = WindowSet(data.x, data.y, data.ends[split], data.network.window)
+    for split, (ws, ends, sources) in splits.items():
         if len(ws) == 0:
             continue
-        pred, true = predict_set(model, ws)
-        split_arrays[split] = {"pred": pred, "true": true, "end": data.ends[split],
-                               "source": data.sources[split]}
+        pred, true = predict_set(model, ws, device=device)
+        split_arrays[split] = {"pred": pred, "true": true, "end": ends, "source": sources}
         metrics[f"{split}_mae"] = float(np.mean(np.abs(pred - true)))
         metrics[f"{split}_windows"] = int(len(ws))
-    names = ", ".join(Path(r.source).name or r.source for r in recordings)
     training = {
-        "data": [rec.summary() for rec in recordings],
-        # what the evaluation's training-mean baseline needs (evaluation.py)
-        "baselines": {"train_mean": y_train.mean(0).tolist(), "windows": int(len(y_train)),
-                      "fitted_on": f"train split of {names}"},
+        "data": data_summary,
+        **({"baselines": baselines} if baselines else {}),
         "settings": settings.to_dict(),
-        "splits": {"val_fraction": settings.val_fraction,
-                   "test_fraction": settings.test_fraction, "order": "chronological"},
+        "splits": splits_info or {"val_fraction": settings.val_fraction,
+                                  "test_fraction": settings.test_fraction,
+                                  "order": "chronological"},
         "history": [asdict(h) for h in result.history],
         "seconds": round(time.perf_counter() - t_start, 1),
         "torch": torch.__version__,
     }
-    ckpt = Checkpoint.from_model(model, data.preprocess, training=training, metrics=metrics)
+    model = model.cpu()
+    ckpt = Checkpoint.from_model(model, preprocess, training=training, metrics=metrics)
     return TrainResult(ckpt, result.history, split_arrays, time.perf_counter() - t_start)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from emg_hand_core.recordings import DataError, Recording
 
-from .preprocessing import PreprocessConfig, Preprocessor, model_rate_indices
+from .preprocessing import PreprocessConfig, Preprocessor, PreprocessState, model_rate_indices
 
 
 @dataclass
@@ -30,6 +30,7 @@ class Prepared:
     input_index: np.ndarray  # (M,) input sample index each model-rate sample comes from
     source: str = ""
     normalised: np.ndarray | None = None  # (M, C) float32, set by normalise()
+    state: PreprocessState | None = None  # the filters' state after the last input sample
 
     def __len__(self) -> int:
         return len(self.filtered)
@@ -51,11 +52,18 @@ def check_recording(rec: Recording, config: PreprocessConfig,
 
 
 def prepare(rec: Recording, config: PreprocessConfig, output: str,
-            value_names: tuple[str, ...] = (), with_targets: bool = True) -> Prepared:
-    """Filter a recording to the model rate and align its labels (see module docstring)."""
+            value_names: tuple[str, ...] = (), with_targets: bool = True,
+            state: PreprocessState | None = None) -> Prepared:
+    """Filter a recording to the model rate and align its labels (see module docstring).
+
+    ``state``: the filters' state at the recording's first sample (None: a stream start).
+    A file prepared block by block, each block from the state the previous one ended in
+    (``Prepared.state``) and every block a multiple of the decimation long, gives exactly
+    the blocks of the whole file prepared at once.
+    """
     check_recording(rec, config)
     pre = Preprocessor(config)
-    filtered, _ = pre.filter(rec.emg, pre.initial_state(rec.num_channels))
+    filtered, end_state = pre.filter(rec.emg, state or pre.initial_state(rec.num_channels))
     idx = model_rate_indices(rec.num_samples, config.decimation)
     filtered = filtered[:len(idx)]
     if with_targets:
@@ -69,7 +77,7 @@ def prepare(rec: Recording, config: PreprocessConfig, output: str,
     else:  # every input sample of the block (j*D, (j+1)*D] must be real
         d = config.decimation
         emg_ok = rec.emg_valid[:len(idx) * d].reshape(len(idx), d).all(axis=1)
-    return Prepared(filtered, targets, label_ok, emg_ok, idx, rec.source)
+    return Prepared(filtered, targets, label_ok, emg_ok, idx, rec.source, state=end_state)
 
 
 def split_bounds(num: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:

@@ -59,66 +59,129 @@ def _channel_names(value: Any, count: int) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
 
+class File:
+    """An emg2pose-layout file opened for reading by rows: :func:`read` is built on it, and
+    training at dataset scale reads blocks and windows through it, so a file far larger
+    than memory is never loaded whole.
+
+    ``rows(i0, i1)`` returns rows [i0, i1) as a :class:`Recording` (volts, masks), exactly
+    as :func:`read` would for the same rows. ``chunk_cache_bytes``: the HDF5 chunk cache of
+    this handle (h5py's default, 1 MiB, when None). One handle per process: HDF5 handles do
+    not survive a fork.
+    """
+
+    def __init__(self, path: str | Path, chunk_cache_bytes: int | None = None) -> None:
+        import h5py
+
+        self.path = Path(path)
+        kw = {} if chunk_cache_bytes is None else {"rdcc_nbytes": int(chunk_cache_bytes)}
+        try:
+            self._file = h5py.File(self.path, "r", **kw)
+        except OSError as exc:
+            raise DataError(f"{self.path}: cannot read HDF5: {exc}") from exc
+        try:
+            self._open()
+        except BaseException:
+            self._file.close()
+            raise
+
+    def _open(self) -> None:
+        f, path = self._file, self.path
+        if GROUP not in f or TIMESERIES not in f[GROUP]:
+            raise DataError(f"{path}: no {GROUP}/{TIMESERIES} dataset (not an emg2pose file)")
+        ds = self._ds = f[GROUP][TIMESERIES]
+        fields = ds.dtype.fields or {}
+        missing = [n for n in ("time", "emg", "joint_angles") if n not in fields]
+        if missing:
+            raise DataError(f"{path}: {GROUP}/{TIMESERIES} lacks fields {missing}")
+        if len(ds) == 0:
+            raise DataError(f"{path}: {GROUP}/{TIMESERIES} holds no samples")
+        if fields["joint_angles"][0].shape != (NUM_JOINTS,):
+            raise DataError(f"{path}: joint_angles has shape {fields['joint_angles'][0].shape}, "
+                            f"expected (20,)")
+        self.num_rows = len(ds)
+        emg_shape = fields["emg"][0].shape
+        self.num_channels = int(emg_shape[0]) if emg_shape else 1
+        attrs = [{k: _plain(v) for k, v in a.items()} for a in (ds.attrs, f[GROUP].attrs, f.attrs)]
+        rate = _attr(attrs, *RATE_KEYS)
+        if rate is None or not (isinstance(rate, (int, float)) and math.isfinite(rate)
+                                and rate > 0):
+            t = ds["time"]
+            if len(t) < 2 or not t[-1] > t[0]:
+                raise DataError(f"{path}: no sample rate attribute and no usable time field")
+            rate = (len(t) - 1) / (t[-1] - t[0])
+        self.sample_rate_hz = float(rate)
+        unit = _attr(attrs, "emg_units", "emg_unit")
+        if unit is None:
+            self.scale = 1.0
+            self.units_note = "volts (the file does not state its EMG unit; taken as V)"
+        elif str(unit).strip().lower() in UNIT_SCALES:
+            self.scale = UNIT_SCALES[str(unit).strip().lower()]
+            self.units_note = f"file unit {unit}"
+        else:
+            raise DataError(f"{path}: unknown emg_units {unit!r}; expected one of V, mV, uV")
+        side = str(_attr(attrs, "side") or "right").lower()
+        self.side = side if side in ("left", "right") else "right"
+        self.channel_names = _channel_names(_attr(attrs, "channel_names"), self.num_channels)
+        self.meta = {k: v for k, v in attrs[1].items()
+                     if isinstance(v, (str, int, float, bool, list))}
+
+    def time_index(self, t_from_start_s: float) -> int:
+        """The first row at or after ``t_from_start_s`` seconds from the first sample."""
+        t_all = self._ds["time"]
+        return int(np.searchsorted(t_all, t_all[0] + t_from_start_s))
+
+    def _read(self, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        try:
+            block = self._ds[i0:i1]
+        except OSError as exc:
+            raise DataError(f"{self.path}: cannot read rows {i0}..{i1}: {exc}") from exc
+        if len(block) == 0:
+            raise DataError(f"{self.path}: no samples in the requested range")
+        emg = np.asarray(block["emg"], dtype=np.float64)
+        emg = emg[:, None] if emg.ndim == 1 else emg
+        return (np.asarray(block["time"], dtype=np.float64), emg * self.scale,
+                np.asarray(block["joint_angles"], dtype=np.float64))
+
+    def rows(self, i0: int, i1: int) -> Recording:
+        """Rows [i0, i1) as a Recording (EMG in volts, label and EMG masks)."""
+        t, emg, angles = self._read(i0, i1)
+        emg, emg_valid, bad = finite_rows(emg)
+        mask = ~np.all(np.isclose(angles, 0.0), axis=1) & np.all(np.isfinite(angles), axis=1)
+        angles = np.where(np.isfinite(angles), angles, 0.0)
+        return Recording(emg=emg, sample_rate_hz=self.sample_rate_hz,
+                         channel_names=self.channel_names, timestamps_s=t, joint_angles=angles,
+                         label_mask=mask, emg_valid=emg_valid, side=self.side,
+                         source=str(self.path), format="emg2pose", scale_v_per_unit=self.scale,
+                         units_note=self.units_note,
+                         meta={**self.meta, "nonfinite_rows": bad})
+
+    def arrays(self, i0: int, i1: int) -> tuple[np.ndarray, np.ndarray]:
+        """EMG (n, C) float32 [V] and joint angles (n, 20) [rad] of rows [i0, i1) that
+        :meth:`rows` found valid (finite EMG and angles): the same values, without the
+        masks and the Recording (a training window is read this way)."""
+        _, emg, angles = self._read(i0, i1)
+        return emg.astype(np.float32), angles
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> File:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def read(path: str | Path, start_s: float = 0.0, duration_s: float | None = None) -> Recording:
     """An emg2pose-layout file; ``start_s``/``duration_s`` read only part of it (seconds
     from its first sample)."""
-    import h5py
-
-    path = Path(path)
-    try:
-        with h5py.File(path, "r") as f:
-            if GROUP not in f or TIMESERIES not in f[GROUP]:
-                raise DataError(f"{path}: no {GROUP}/{TIMESERIES} dataset (not an emg2pose file)")
-            ds = f[GROUP][TIMESERIES]
-            fields = ds.dtype.fields or {}
-            missing = [n for n in ("time", "emg", "joint_angles") if n not in fields]
-            if missing:
-                raise DataError(f"{path}: {GROUP}/{TIMESERIES} lacks fields {missing}")
-            if len(ds) == 0:
-                raise DataError(f"{path}: {GROUP}/{TIMESERIES} holds no samples")
-            i0, i1 = 0, len(ds)
-            if start_s > 0 or duration_s is not None:
-                t_all = ds["time"]
-                i0 = int(np.searchsorted(t_all, t_all[0] + start_s)) if start_s > 0 else 0
-                if duration_s is not None:
-                    i1 = int(np.searchsorted(t_all, t_all[0] + start_s + duration_s))
-            block = ds[i0:i1]
-            attrs = [{k: _plain(v) for k, v in a.items()}
-                     for a in (ds.attrs, f[GROUP].attrs, f.attrs)]
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read HDF5: {exc}") from exc
-    if len(block) == 0:
-        raise DataError(f"{path}: no samples in the requested time range")
-    t = np.asarray(block["time"], dtype=np.float64)
-    emg = np.asarray(block["emg"], dtype=np.float64)
-    if emg.ndim == 1:
-        emg = emg[:, None]
-    angles = np.asarray(block["joint_angles"], dtype=np.float64)
-    if angles.shape[1:] != (NUM_JOINTS,):
-        raise DataError(f"{path}: joint_angles has shape {angles.shape[1:]}, expected (20,)")
-    rate = _attr(attrs, *RATE_KEYS)
-    if rate is None or not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
-        if len(t) < 2 or not t[-1] > t[0]:
-            raise DataError(f"{path}: no sample rate attribute and no usable time field")
-        rate = (len(t) - 1) / (t[-1] - t[0])
-    unit = _attr(attrs, "emg_units", "emg_unit")
-    if unit is None:
-        scale, note = 1.0, "volts (the file does not state its EMG unit; taken as V)"
-    elif str(unit).strip().lower() in UNIT_SCALES:
-        scale, note = UNIT_SCALES[str(unit).strip().lower()], f"file unit {unit}"
-    else:
-        raise DataError(f"{path}: unknown emg_units {unit!r}; expected one of V, mV, uV")
-    emg, emg_valid, bad = finite_rows(emg * scale)
-    side = str(_attr(attrs, "side") or "right").lower()
-    mask = ~np.all(np.isclose(angles, 0.0), axis=1) & np.all(np.isfinite(angles), axis=1)
-    angles = np.where(np.isfinite(angles), angles, 0.0)
-    meta = {k: v for k, v in attrs[1].items() if isinstance(v, (str, int, float, bool, list))}
-    meta["nonfinite_rows"] = bad
-    return Recording(emg=emg, sample_rate_hz=float(rate),
-                     channel_names=_channel_names(_attr(attrs, "channel_names"), emg.shape[1]),
-                     timestamps_s=t, joint_angles=angles, label_mask=mask, emg_valid=emg_valid,
-                     side=side if side in ("left", "right") else "right", source=str(path),
-                     format="emg2pose", scale_v_per_unit=scale, units_note=note, meta=meta)
+    with File(path) as f:
+        i0 = f.time_index(start_s) if start_s > 0 else 0
+        i1 = f.time_index(start_s + duration_s) if duration_s is not None else f.num_rows
+        if i1 <= i0:
+            raise DataError(f"{path}: no samples in the requested time range")
+        return f.rows(i0, i1)
 
 
 # --- writing ----------------------------------------------------------------------------
