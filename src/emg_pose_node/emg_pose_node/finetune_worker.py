@@ -74,9 +74,14 @@ class FinetuneProcess:
         self._log = open(self._dir / "worker.log", "wb")
         self._events: queue.Queue = queue.Queue()
         self._jobs = 0
+        command = [python, "-m", __name__, "--threads", str(int(threads))]
+        nice = shutil.which("nice")
+        if nice and niceness:  # lower from the first instruction: starting takes CPU too
+            command = [nice, "-n", str(int(niceness)), *command]
+        else:
+            command += ["--niceness", str(int(niceness))]
         self.process = subprocess.Popen(
-            [python, "-m", __name__, "--threads", str(int(threads)),
-             "--niceness", str(int(niceness))],
+            command,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
             env=dict(os.environ, PYTHONUNBUFFERED="1"))
         self._reader = threading.Thread(target=self._read, name="finetune_reader", daemon=True)
@@ -189,7 +194,7 @@ class FinetuneProcess:
 
 def _child(threads: int, niceness: int) -> int:
     if niceness:
-        os.nice(niceness)  # before the imports: they take seconds of CPU
+        os.nice(niceness)  # (without the nice command) before torch's seconds of imports
     out = os.fdopen(os.dup(1), "w", buffering=1)  # the protocol channel
     os.dup2(2, 1)  # anything else printed (libraries, C code) goes to the log
     sys.stdout = sys.stderr
@@ -264,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="emg_pose fine-tune worker (started by the "
                                      "emg_pose node; speaks JSON lines on stdin/stdout)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--niceness", type=int, default=10)
+    parser.add_argument("--niceness", type=int, default=0, help="added to the niceness")
     args = parser.parse_args(argv)
     return _child(max(1, args.threads), max(0, args.niceness))
 
