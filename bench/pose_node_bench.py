@@ -144,6 +144,13 @@ def run(live_s: float, calibration_s: float) -> dict:
             if len(gaps) else -1
         training = [t for t, ph in phases if ph == Calibrate.Feedback.PHASE_TRAINING]
         finetune_s = t_end - training[0] if training else float("nan")
+        # the same split by phase: recording (the baseline: what the machine does anyway)
+        # and training + swap (what the fine-tune adds)
+        t_train = training[0] if training else t_end
+        by_phase = {}
+        for name, sel in (("recording", received[1:] < t_train),
+                          ("training", received[1:] >= t_train)):
+            by_phase[name] = float(gaps[sel].max() * 1e3) if sel.any() else float("nan")
         return {
             "startup_s": startup_s,
             "latency_ms": _percentiles(latencies, 1e3),
@@ -154,6 +161,7 @@ def run(live_s: float, calibration_s: float) -> dict:
                 "duration_s": calibration_s, "success": result.success,
                 "message": result.message, "swapped": result.model_swapped,
                 "longest_gap_ms": float(gaps.max() * 1e3) if len(gaps) else float("nan"),
+                "longest_gap_by_phase_ms": by_phase,
                 "longest_stamp_gap_ms": float(np.diff(stamps).max() * 1e3)
                 if len(stamps) > 1 else float("nan"),
                 "gaps_over_3_periods": int(np.sum(gaps > 3.0 / RATE_HZ)),
@@ -214,10 +222,12 @@ def main() -> int:
         value = f["value"] if isinstance(f["value"], str) else f"{f['value']:.2f}"
         print(f"{f['what']:<78} {value:>14} {f['unit']}" + (f"  (target {f['target']})"
                                                              if "target" in f else ""))
+    phase = c["longest_gap_by_phase_ms"]
     print(f"calibration: {c['message']}; longest gap {c['longest_gap_ms']:.0f} ms (in the "
           f"stamps {c['longest_stamp_gap_ms']:.0f} ms) {c['longest_gap_after_goal_s']:.1f} s "
           f"after the goal, phase {c['longest_gap_phase']}; {c['gaps_over_3_periods']} gaps "
-          "over 3 periods")
+          f"over 3 periods; longest gap while recording {phase['recording']:.0f} ms, while "
+          f"training + swap {phase['training']:.0f} ms")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({
