@@ -8,6 +8,8 @@ Three processes over DDS, as installed executables: emg_driver (sim, 8 ch x 500 
 emg_pose (default model, update_rate_hz 100), and this one, which receives
 hand/joint_states. Figures:
 
+* start-up: the pose node's process start -> the first hand/joint_states received here [s]
+  (the driver already running; ``--startup-only N``: only this, N times, median);
 * end-to-end latency: the JointState's stamp (acquisition time of the newest EMG sample the
   pose used) to its receipt here [ms], p50/p99; target p99 < 15 ms;
 * inference time per update [ms], p50/p99, from the node's /diagnostics;
@@ -60,17 +62,51 @@ def _diag_value(node: RosTestNode, key: str) -> str:
     raise RuntimeError("no emg_pose diagnostics")
 
 
+def _start_pose(node: RosTestNode, models: str):
+    """Start emg_pose; return (process, pose collector, seconds to the first pose)."""
+    qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
+    poses = node.collect(JointState, "hand/joint_states", qos)
+    t0 = time.monotonic()
+    pose = NodeProcess("emg_pose_node", "emg_pose", ros_args(params={
+        "update_rate_hz": RATE_HZ, "models_dir": models}))
+    poses.wait_for(1, timeout_s=120)
+    return pose, poses, poses.receive_times[0] - t0
+
+
+def _start_driver(node: RosTestNode) -> NodeProcess:
+    driver = NodeProcess("emg_driver", "emg_driver", ros_args(params={
+        "source": "sim", "autostart": True, "seed": 21}))
+    node.collect(JointState, "hand/reference/joint_states").wait_for(1, timeout_s=60)
+    return driver
+
+
+def startup_only(runs: int) -> list[float]:
+    """Start and stop the pose node ``runs`` times next to a running driver."""
+    isolate_ros_domain()
+    models = tempfile.mkdtemp(prefix="pose_bench_models_")
+    node = RosTestNode("pose_bench")
+    driver = _start_driver(node)
+    times = []
+    try:
+        for _ in range(runs):
+            pose, poses, seconds = _start_pose(node, models)
+            times.append(seconds)
+            node.node.destroy_subscription(poses.subscription)
+            pose.close()
+    finally:
+        node.close()
+        driver.close()
+    return times
+
+
 def run(live_s: float, calibration_s: float) -> dict:
     isolate_ros_domain()
     models = tempfile.mkdtemp(prefix="pose_bench_models_")
-    driver = NodeProcess("emg_driver", "emg_driver", ros_args(params={
-        "source": "sim", "autostart": True, "seed": 21}))
-    pose = NodeProcess("emg_pose_node", "emg_pose", ros_args(params={
-        "update_rate_hz": RATE_HZ, "models_dir": models}))
     node = RosTestNode("pose_bench")
+    driver = pose = None
     try:
-        qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        poses = node.collect(JointState, "hand/joint_states", qos)
+        driver = _start_driver(node)
+        pose, poses, startup_s = _start_pose(node, models)
         poses.wait_for(50, timeout_s=60)
         time.sleep(2.0)  # let start-up transients pass before measuring
         proc = psutil.Process(pose.process.pid)
@@ -108,7 +144,15 @@ def run(live_s: float, calibration_s: float) -> dict:
             if len(gaps) else -1
         training = [t for t, ph in phases if ph == Calibrate.Feedback.PHASE_TRAINING]
         finetune_s = t_end - training[0] if training else float("nan")
+        # the same split by phase: recording (the baseline: what the machine does anyway)
+        # and training + swap (what the fine-tune adds)
+        t_train = training[0] if training else t_end
+        by_phase = {}
+        for name, sel in (("recording", received[1:] < t_train),
+                          ("training", received[1:] >= t_train)):
+            by_phase[name] = float(gaps[sel].max() * 1e3) if sel.any() else float("nan")
         return {
+            "startup_s": startup_s,
             "latency_ms": _percentiles(latencies, 1e3),
             "output_rate_hz": rate,
             "inference_ms": inference,
@@ -117,6 +161,7 @@ def run(live_s: float, calibration_s: float) -> dict:
                 "duration_s": calibration_s, "success": result.success,
                 "message": result.message, "swapped": result.model_swapped,
                 "longest_gap_ms": float(gaps.max() * 1e3) if len(gaps) else float("nan"),
+                "longest_gap_by_phase_ms": by_phase,
                 "longest_stamp_gap_ms": float(np.diff(stamps).max() * 1e3)
                 if len(stamps) > 1 else float("nan"),
                 "gaps_over_3_periods": int(np.sum(gaps > 3.0 / RATE_HZ)),
@@ -130,8 +175,9 @@ def run(live_s: float, calibration_s: float) -> dict:
         }
     finally:
         node.close()
-        pose.close()
-        driver.close()
+        for proc in (pose, driver):
+            if proc is not None:
+                proc.close()
 
 
 def main() -> int:
@@ -140,13 +186,22 @@ def main() -> int:
     parser.add_argument("--live-s", type=float, default=None)
     parser.add_argument("--calibration-s", type=float, default=None)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--startup-only", type=int, default=0, metavar="N",
+                        help="only start the pose node N times and print the start-up times")
     args = parser.parse_args()
+    if args.startup_only:
+        times = startup_only(args.startup_only)
+        print("pose node: process start -> first pose [s]: "
+              + ", ".join(f"{t:.2f}" for t in times) + f"; median {np.median(times):.2f}")
+        return 0
     live_s = args.live_s or (10.0 if args.quick else 30.0)
     calibration_s = args.calibration_s or (30.0 if args.quick else 120.0)
     r = run(live_s, calibration_s)
     c = r["calibration"]
     lat = r["latency_ms"]
     figures = [
+        {"what": "pose node: process start -> first pose received (driver running)",
+         "value": r["startup_s"], "unit": "s", "target": "< 2"},
         {"what": "pose node: EMG acquisition -> JointState receipt (3rd process), p50",
          "value": lat["p50"], "unit": "ms"},
         {"what": "pose node: EMG acquisition -> JointState receipt (3rd process), p99",
@@ -167,10 +222,12 @@ def main() -> int:
         value = f["value"] if isinstance(f["value"], str) else f"{f['value']:.2f}"
         print(f"{f['what']:<78} {value:>14} {f['unit']}" + (f"  (target {f['target']})"
                                                              if "target" in f else ""))
+    phase = c["longest_gap_by_phase_ms"]
     print(f"calibration: {c['message']}; longest gap {c['longest_gap_ms']:.0f} ms (in the "
           f"stamps {c['longest_stamp_gap_ms']:.0f} ms) {c['longest_gap_after_goal_s']:.1f} s "
           f"after the goal, phase {c['longest_gap_phase']}; {c['gaps_over_3_periods']} gaps "
-          "over 3 periods")
+          f"over 3 periods; longest gap while recording {phase['recording']:.0f} ms, while "
+          f"training + swap {phase['training']:.0f} ms")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({

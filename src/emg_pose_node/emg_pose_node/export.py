@@ -8,9 +8,11 @@ the runtime needs no torch at all.
 * :func:`export_onnx` writes the full-window model: input ``emg`` (B, C, W) of normalised
   model-rate samples, output ``pose`` (B, out); metadata properties carry the
   checkpoint's description (channels, rates, window, output convention and names).
-* :class:`OnnxStreamingSessions` builds, in memory, the two graphs the streaming path
-  uses: ``frames`` (the frontend on a chunk of any length) and ``head`` (LSTM + head on
-  one window of frames), for :class:`streaming.StreamingPredictor` with backend="onnx".
+* :func:`streaming_graphs` exports the two graphs the streaming path uses: ``frames`` (the
+  frontend on a chunk of any length) and ``head`` (LSTM + head on one window of frames).
+  :func:`checkpoint.save_checkpoint` embeds them in the checkpoint, and
+  :class:`onnx_runtime.OnnxStreamingSessions` (no torch) runs them for
+  :class:`streaming.StreamingPredictor` with backend="onnx".
 
 Parity with PyTorch is tested to 1e-4 (it is typically 1e-6).
 """
@@ -26,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, StreamingGraphs
+from .onnx_runtime import session
 
 OPSET = 17
 
@@ -92,18 +95,6 @@ def export_onnx(ckpt: Checkpoint, path: str | Path) -> Path:
     return path
 
 
-def session(model_bytes: bytes | str, threads: int | None = None):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(model_bytes, sess_options=opts,
-                                providers=["CPUExecutionProvider"])
-
-
 class OnnxFullModel:
     """Full-window ONNX Runtime inference: run(x (B, C, W) float32) -> (B, out)."""
 
@@ -117,30 +108,17 @@ class OnnxFullModel:
         return self._sess.run(None, {"emg": np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
-class OnnxStreamingSessions:
-    """The streaming path's two graphs in ONNX Runtime (see module docstring)."""
-
-    def __init__(self, ckpt: Checkpoint, threads: int | None = None) -> None:
-        model = ckpt.build_model()
-        c = ckpt.network
-        chunk = torch.zeros(1, c.in_channels, c.frame_receptive_field + 3 * c.frame_stride)
-        frames = torch.zeros(1, c.num_frames, _frame_width(model, c))
-        self._frames = session(_to_onnx(_Frames(model), chunk, "chunk", "frames",
-                                        {"chunk": {2: "samples"}, "frames": {1: "frames"}}),
-                               threads)
-        self._head = session(_to_onnx(_Head(model), frames, "frames", "pose", {}), threads)
-
-    def frames(self, chunk: np.ndarray) -> np.ndarray:  # (C, L) -> (T, F)
-        return self._frames.run(None, {"chunk": chunk[None].astype(np.float32, copy=False)})[0][0]
-
-    def head(self, frames: np.ndarray) -> np.ndarray:  # (T, F) -> (out,)
-        return self._head.run(None, {"frames": frames[None].astype(np.float32, copy=False)})[0][0]
-
-
-def _frame_width(model, config) -> int:
-    with torch.no_grad():
-        x = torch.zeros(1, config.in_channels, config.frame_receptive_field)
-        return int(model.frames(x).shape[-1])
+def streaming_graphs(ckpt: Checkpoint) -> StreamingGraphs:
+    """Export the streaming path's two graphs from the checkpoint's weights (seconds)."""
+    model = ckpt.build_model()
+    c = ckpt.network
+    chunk = torch.zeros(1, c.in_channels, c.frame_receptive_field + 3 * c.frame_stride)
+    frames = torch.zeros(1, c.num_frames, c.frame_width)
+    return StreamingGraphs(
+        frames=_to_onnx(_Frames(model), chunk, "chunk", "frames",
+                        {"chunk": {2: "samples"}, "frames": {1: "frames"}}),
+        head=_to_onnx(_Head(model), frames, "frames", "pose", {}),
+        weights_sha256=ckpt.weights_sha256(), opset=OPSET)
 
 
 def export_torchscript(ckpt: Checkpoint, path: str | Path) -> Path:

@@ -22,6 +22,9 @@ Output conventions (``output``): "joint_angles" (20, :data:`hand_model.JOINT_NAM
 radians; keypoints through forward kinematics), "keypoints" (63 = 21 x 3, metres,
 :data:`hand_model.KEYPOINT_NAMES`), "values" (named scalars, e.g. five finger values).
 
+Torch-free (:mod:`architecture`): :class:`NetworkConfig`, frame geometry, parameter shapes,
+output names and :class:`FrameCache`.
+
 Streaming: because the frontend is shift-equivariant with stride ``frame_stride``, the
 frames of a window are the frames of the stream. :meth:`EMGToPose.stream` computes only
 the frames completed by new samples, caches the last ``num_frames``, and runs the LSTM
@@ -32,139 +35,23 @@ prediction equals the full-window prediction for the window ending at that frame
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 import torch
 from torch import nn
 
-from emg_hand_core.hand_model import JOINT_NAMES, KEYPOINT_NAMES
+# The torch-free side lives in architecture (the live node imports only that); these
+# names are re-exported here for the training code and its users.
+from .architecture import (  # noqa: F401
+    FRONTENDS,
+    OUTPUT_CONVENTIONS,
+    FrameCache,
+    NetworkConfig,
+    aligned_window,
+    frame_geometry,
+    output_names_for,
+)
 
-OUTPUT_CONVENTIONS = ("joint_angles", "keypoints", "values")
-FRONTENDS = ("conv", "log_power")
 _LOG_EPS = 1e-4  # floor of the band power before log (inputs are normalised to unit variance)
-
-
-def output_names_for(output: str, names: tuple[str, ...] | None = None) -> tuple[str, ...]:
-    """The names of the output vector's entries for an output convention."""
-    if output == "joint_angles":
-        return tuple(JOINT_NAMES)
-    if output == "keypoints":
-        return tuple(f"{k}_{a}" for k in KEYPOINT_NAMES for a in "xyz")
-    if output == "values":
-        if not names:
-            raise ValueError("output 'values' needs output_names")
-        return tuple(names)
-    raise ValueError(f"output must be one of {OUTPUT_CONVENTIONS}, got {output!r}")
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Hyperparameters that rebuild an :class:`EMGToPose` (stored in every checkpoint)."""
-
-    in_channels: int = 8
-    window: int = 200  # samples at the model rate; must be frame aligned (see frame_aligned)
-    frontend: str = "conv"
-    conv_channels: tuple[int, ...] = (64, 128)  # "log_power": (filters,)
-    kernel_size: int = 5
-    pool: int = 2
-    lstm_hidden: int = 256
-    lstm_layers: int = 2
-    dropout: float = 0.3
-    fc_hidden: int = 128
-    output: str = "joint_angles"
-    output_names: tuple[str, ...] = field(default=tuple(JOINT_NAMES))
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "conv_channels", tuple(int(c) for c in self.conv_channels))
-        object.__setattr__(self, "output_names",
-                           output_names_for(self.output, tuple(self.output_names)))
-        if self.frontend not in FRONTENDS:
-            raise ValueError(f"frontend must be one of {FRONTENDS}, got {self.frontend!r}")
-        if self.frontend == "log_power" and len(self.conv_channels) != 1:
-            raise ValueError("frontend 'log_power' takes one conv_channels entry (filters)")
-        positive = {"in_channels": self.in_channels, "kernel_size": self.kernel_size,
-                    "pool": self.pool, "lstm_hidden": self.lstm_hidden,
-                    "lstm_layers": self.lstm_layers, "fc_hidden": self.fc_hidden}
-        bad = {k: v for k, v in positive.items() if int(v) < 1}
-        if bad or not self.conv_channels or min(self.conv_channels) < 1:
-            raise ValueError(f"sizes must be >= 1: {bad or self.conv_channels}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        rf, stride = self.frame_receptive_field, self.frame_stride
-        if self.window < rf or (self.window - rf) % stride:
-            raise ValueError(
-                f"window {self.window} is not frame aligned: need window >= {rf} and "
-                f"(window - {rf}) % {stride} == 0; nearest: {self.frame_aligned(self.window)}")
-
-    # --- frame geometry -----------------------------------------------------------
-    @property
-    def frame_receptive_field(self) -> int:
-        """Input samples one frame depends on."""
-        return frame_geometry(self.frontend, self.conv_channels, self.kernel_size, self.pool)[0]
-
-    @property
-    def frame_stride(self) -> int:
-        """Input samples between consecutive frames."""
-        return frame_geometry(self.frontend, self.conv_channels, self.kernel_size, self.pool)[1]
-
-    @property
-    def num_frames(self) -> int:
-        return (self.window - self.frame_receptive_field) // self.frame_stride + 1
-
-    @property
-    def receptive_field(self) -> int:
-        """Samples (at the model rate) one prediction depends on: the window."""
-        return self.window
-
-    @property
-    def left_context(self) -> int:
-        """Past samples a prediction needs besides the newest one."""
-        return self.window - 1
-
-    @property
-    def out_dim(self) -> int:
-        return len(self.output_names)
-
-    def frame_aligned(self, window: int) -> int:
-        """The frame-aligned window nearest to ``window`` (not below one frame)."""
-        return aligned_window(window, self.frontend, self.conv_channels, self.kernel_size,
-                              self.pool)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["conv_channels"] = list(self.conv_channels)
-        d["output_names"] = list(self.output_names)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> NetworkConfig:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown network hyperparameters {unknown}")
-        d = dict(d)
-        d["conv_channels"] = tuple(d.get("conv_channels", ()))
-        d["output_names"] = tuple(d.get("output_names", ()))
-        return cls(**d)
-
-
-def frame_geometry(frontend: str, conv_channels: tuple[int, ...], kernel_size: int,
-                   pool: int) -> tuple[int, int]:
-    """(frame receptive field, frame stride) in input samples for a frontend."""
-    stages = 1 if frontend == "log_power" else len(conv_channels)
-    rf, jump = 1, 1
-    for _ in range(stages):
-        rf += (kernel_size - 1) * jump + (pool - 1) * jump
-        jump *= pool
-    return rf, jump
-
-
-def aligned_window(window: int, frontend: str = "conv", conv_channels: tuple[int, ...] = (64, 128),
-                   kernel_size: int = 5, pool: int = 2) -> int:
-    """The frame-aligned window length nearest to ``window`` samples (at least one frame)."""
-    rf, stride = frame_geometry(frontend, tuple(conv_channels), kernel_size, pool)
-    return rf + max(0, round((window - rf) / stride)) * stride
 
 
 class _LogPower(nn.Module):
@@ -306,56 +193,6 @@ class EMGToPose(nn.Module):
             raise RuntimeError("stream() needs eval mode (call model.eval())")
         out, index = self._cache.push(np.asarray(x, dtype=np.float32))
         return (None if out is None else torch.from_numpy(out)), index
-
-
-class FrameCache:
-    """Streaming over frames: computes only the frames new samples complete.
-
-    ``frames_fn(chunk (C, L)) -> (T, F)`` is the frontend on a chunk (T = (L - rf) //
-    stride + 1); ``head_fn(frames (num_frames, F)) -> (out,)`` is the LSTM + head on one
-    window of frames. Both may be any backend (PyTorch, ONNX Runtime). Frames are on the
-    stream's grid (frame k ends at sample rf - 1 + k * stride), which is also the grid of
-    any frame-aligned window ending on it, so a streamed output equals the full-window
-    output for that window.
-    """
-
-    def __init__(self, config: NetworkConfig, frames_fn, head_fn) -> None:
-        self.config = config
-        self.frames_fn, self.head_fn = frames_fn, head_fn
-        self.reset()
-
-    def reset(self) -> None:
-        c = self.config
-        self._pending = np.zeros((c.in_channels, 0), np.float32)  # samples not yet in a frame
-        self._frames: np.ndarray | None = None  # last num_frames frames (T, F)
-        self._seen = 0  # model-rate samples since reset
-
-    def push(self, x: np.ndarray) -> tuple[np.ndarray | None, int]:
-        """New samples (C, n) -> (output of the newest complete window or None, its last
-        sample's index since reset or -1)."""
-        c = self.config
-        if x.ndim != 2 or x.shape[0] != c.in_channels:
-            raise ValueError(f"expected samples of shape ({c.in_channels}, n), got {x.shape}")
-        rf, stride = c.frame_receptive_field, c.frame_stride
-        buf = np.concatenate([self._pending, x], axis=1) if self._pending.shape[1] else x
-        self._seen += x.shape[1]
-        new = 0 if buf.shape[1] < rf else (buf.shape[1] - rf) // stride + 1
-        if new == 0:
-            self._pending = buf
-            return None, -1
-        used = rf + (new - 1) * stride
-        skip = max(0, new - c.num_frames)  # frames that would fall out of the window at once
-        frames = self.frames_fn(np.ascontiguousarray(buf[:, skip * stride:used]))
-        self._pending = buf[:, new * stride:]
-        if self._frames is None or skip:
-            cached = frames
-        else:
-            cached = np.concatenate([self._frames, frames])
-        self._frames = cached[-c.num_frames:]
-        if self._frames.shape[0] < c.num_frames:
-            return None, -1
-        last_index = self._seen - 1 - self._pending.shape[1] + (rf - stride)
-        return self.head_fn(np.ascontiguousarray(self._frames)), last_index
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -24,15 +24,29 @@ normalises every recording this way from its start, so the model sees what it se
 
 Model-rate sample j of a stream comes from input sample (j + 1) * decimation - 1, so a
 window's target is the label at that input sample (:func:`model_rate_indices`).
-Filter states start at zero at the beginning of a stream (both paths).
+Filter states start at zero at the beginning of a stream (both paths). scipy is imported only
+by configurations with filters (seconds of import time the live node saves otherwise).
+Configurations are data from checkpoint files: every field is checked (finite, in range).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
-from scipy import signal
+
+MAX_SAMPLE_RATE_HZ = 1e6
+MAX_DECIMATION = 1000
+MAX_FILTER_ORDER = 16
+MAX_CHANNELS = 256
+
+
+def _real(value) -> bool:
+    """A finite real number (not a bool)."""
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
 @dataclass(frozen=True)
@@ -56,28 +70,51 @@ class PreprocessConfig:
     adapt_max_s: float = 120.0  # adaptive normalisation: longest memory [s]
 
     def __post_init__(self) -> None:
-        if not (np.isfinite(self.sample_rate_hz) and self.sample_rate_hz > 0):
-            raise ValueError(f"sample_rate_hz must be > 0, got {self.sample_rate_hz}")
-        if int(self.decimation) != self.decimation or self.decimation < 1:
-            raise ValueError(f"decimation must be an integer >= 1, got {self.decimation}")
+        if not (_real(self.sample_rate_hz) and 0 < self.sample_rate_hz <= MAX_SAMPLE_RATE_HZ):
+            raise ValueError(f"sample_rate_hz must be in (0, {MAX_SAMPLE_RATE_HZ:g}], got "
+                             f"{self.sample_rate_hz!r}")
+        if (isinstance(self.decimation, bool) or not _real(self.decimation)
+                or int(self.decimation) != self.decimation
+                or not 1 <= self.decimation <= MAX_DECIMATION):
+            raise ValueError(f"decimation must be an integer in [1, {MAX_DECIMATION}], got "
+                             f"{self.decimation!r}")
+        object.__setattr__(self, "decimation", int(self.decimation))
+        if isinstance(self.filter_order, bool) or self.filter_order not in range(
+                1, MAX_FILTER_ORDER + 1):
+            raise ValueError(f"filter_order must be an integer in [1, {MAX_FILTER_ORDER}], got "
+                             f"{self.filter_order!r}")
+        if not (_real(self.notch_q) and 0 < self.notch_q <= 1e4):
+            raise ValueError(f"notch_q must be in (0, 1e4], got {self.notch_q!r}")
+        if not isinstance(self.rectify, bool):
+            raise ValueError(f"rectify must be true or false, got {self.rectify!r}")
         nyquist = self.sample_rate_hz / 2.0
         for name in ("highpass_hz", "notch_hz", "lowpass_hz", "envelope_hz"):
             value = getattr(self, name)
-            if value is not None and not 0.0 < value < nyquist:
-                raise ValueError(f"{name}={value} must be in (0, {nyquist}) (Nyquist)")
-        if self.adapt_s is not None and not (self.adapt_s > 0 and self.adapt_max_s > 0):
+            if value is not None and not (_real(value) and 0.0 < value < nyquist):
+                raise ValueError(f"{name}={value!r} must be in (0, {nyquist}) (Nyquist)")
+        if self.adapt_s is not None and not (_real(self.adapt_s) and self.adapt_s > 0
+                                             and _real(self.adapt_max_s) and self.adapt_max_s > 0):
             raise ValueError(f"adapt_s and adapt_max_s must be > 0, got {self.adapt_s}, "
                              f"{self.adapt_max_s}")
         if self.envelope_hz is not None and not self.rectify:
             raise ValueError("envelope_hz needs rectify=True")
-        for name in ("mean", "std", "channel_names"):
+        for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, tuple(value))
+                if (isinstance(value, (str, bytes)) or not hasattr(value, "__len__")
+                        or len(value) > MAX_CHANNELS or not all(_real(v) for v in value)):
+                    raise ValueError(f"{name} must be a list of at most {MAX_CHANNELS} finite "
+                                     "numbers")
+                object.__setattr__(self, name, tuple(float(v) for v in value))
+        names = self.channel_names
+        if (isinstance(names, (str, bytes)) or not hasattr(names, "__len__")
+                or len(names) > MAX_CHANNELS or not all(isinstance(n, str) for n in names)):
+            raise ValueError(f"channel_names must be a list of at most {MAX_CHANNELS} strings")
+        object.__setattr__(self, "channel_names", tuple(names))
         if (self.mean is None) != (self.std is None):
             raise ValueError("mean and std are fitted together")
-        if self.std is not None and (len(self.std) != len(self.mean)
-                                     or min(self.std) <= 0 or not np.all(np.isfinite(self.std))):
+        if self.std is not None and (len(self.std) != len(self.mean) or min(self.std, default=1)
+                                     <= 0):
             raise ValueError("std must be positive and finite, one per channel like mean")
 
     @property
@@ -103,6 +140,8 @@ class PreprocessConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> PreprocessConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"preprocessing settings must be a mapping, got {type(d).__name__}")
         unknown = sorted(set(d) - set(cls.__dataclass_fields__))
         if unknown:
             raise ValueError(f"unknown preprocessing settings {unknown}")
@@ -120,6 +159,8 @@ class PreprocessState:
 
 
 def _sos(kind: str, cutoff, rate: float, order: int) -> np.ndarray:
+    from scipy import signal
+
     return signal.butter(order, cutoff, btype=kind, fs=rate, output="sos")
 
 
@@ -133,6 +174,8 @@ class Preprocessor:
         if c.highpass_hz is not None:
             band.append(_sos("highpass", c.highpass_hz, rate, order))
         if c.notch_hz is not None:
+            from scipy import signal
+
             b, a = signal.iirnotch(c.notch_hz, c.notch_q, fs=rate)
             band.append(signal.tf2sos(b, a))
         if c.lowpass_hz is not None:
@@ -170,6 +213,8 @@ class Preprocessor:
         if zi_band is not None and zi_band.shape[2] != x.shape[1]:
             raise ValueError(f"state is for {zi_band.shape[2]} channels, got {x.shape[1]}")
         y = x
+        if self._band is not None or self._post is not None:
+            from scipy import signal
         if self._band is not None:
             y, zi_band = signal.sosfilt(self._band, y, axis=0, zi=zi_band)
         if self.config.rectify:
@@ -195,6 +240,8 @@ class Preprocessor:
         the fitted statistics, or with ``adapt_s`` the running ones (module docstring)."""
         if state.norm is None or len(y) == 0:
             return self.normalise(y), state
+        from scipy import signal  # only for adaptive normalisation (start-up stays light)
+
         weight, m1, m2 = state.norm
         cap = self.config.adapt_max_s * self.config.model_rate_hz
         y = np.asarray(y, dtype=np.float64)

@@ -17,9 +17,10 @@ once a full window has arrived (``warmup_s``) and then every ``frame_stride`` mo
 samples; pushes that complete no new frame return None. Prediction ``k`` equals the
 full-window model output for the window ending at ``sample_index`` (tested).
 
-Backends: "torch" (the model itself) or "onnx" (ONNX Runtime sessions exported from the
-same weights, :mod:`export`). Not thread-safe: one predictor per thread; a fine-tune on
-another thread builds its own model from the checkpoint.
+Backends: "torch" (the model itself) or "onnx" (ONNX Runtime sessions of the graphs the
+checkpoint embeds, :mod:`onnx_runtime`; torch is not imported). A checkpoint saved without
+graphs (older files) gets them exported with torch first (seconds; ``exported_graphs``
+says it happened). Not thread-safe: one predictor per thread.
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from emg_hand_core.hand_model import NUM_KEYPOINTS, forward_kinematics, inverse_kinematics
 
+from .architecture import FrameCache
 from .checkpoint import Checkpoint, check_compatible, load_checkpoint
-from .network import FrameCache
 from .preprocessing import Preprocessor
 
 BACKENDS = ("torch", "onnx")
@@ -76,7 +76,10 @@ class StreamingPredictor:
         self.align_to_chunks = align_to_chunks
         self._pre = Preprocessor(checkpoint.preprocess)
         config = checkpoint.network
+        self.exported_graphs = False
         if backend == "torch":
+            import torch
+
             model = checkpoint.build_model()
             self.model = model
 
@@ -88,9 +91,15 @@ class StreamingPredictor:
             def head_fn(frames: np.ndarray) -> np.ndarray:
                 return model.decode(model.temporal(torch.from_numpy(frames)[None]))[0].numpy()
         else:
-            from .export import OnnxStreamingSessions
+            from .onnx_runtime import OnnxStreamingSessions
 
-            sessions = OnnxStreamingSessions(checkpoint, threads=threads)
+            graphs = checkpoint.streaming_graphs()
+            if graphs is None:  # an older checkpoint: export now (imports torch; seconds)
+                from .export import streaming_graphs
+
+                graphs = checkpoint.graphs = streaming_graphs(checkpoint)
+                self.exported_graphs = True
+            sessions = OnnxStreamingSessions(config, graphs, threads=threads)
             self.model = None
             frames_fn, head_fn = sessions.frames, sessions.head
         self._cache = FrameCache(config, frames_fn, head_fn)
@@ -202,7 +211,9 @@ class StreamingPredictor:
 
     def predict_recording(self, emg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Offline helper: outputs (K, out) and sample indices (K,) for every frame-aligned
-        window of a whole recording (N, C), through the full-window model path."""
+        window of a whole recording (N, C), through the full-window model path (torch)."""
+        import torch
+
         model = self.checkpoint.build_model()
         y = self._pre.run(np.asarray(emg, dtype=np.float64))
         c = self.checkpoint.network

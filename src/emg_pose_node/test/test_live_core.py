@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from emg_hand_core.hand_model import JOINT_NAMES
 from emg_hand_core.poses import NAMED_POSES
@@ -73,6 +75,69 @@ class TestStreamGuard:
         v = guard.check(0, 0, chunk(c=channels), rate)
         assert not v.accept and not v.reset and v.fault is fault
         assert "model expects" in v.detail and guard.counts[fault] == 1
+
+
+    @pytest.mark.parametrize("rate", [float("nan"), float("inf"), -RATE, 0.0])
+    def test_nan_or_absurd_rate_is_a_rate_mismatch(self, rate):
+        """(Once accepted: NaN fails every comparison, and the inference step raised
+        'cannot convert float NaN to integer'.)"""
+        guard = EmgStreamGuard(8, RATE)
+        v = guard.check(0, 0, chunk(), rate)
+        assert not v.accept and v.fault is Fault.RATE_MISMATCH
+        assert guard.counts[Fault.RATE_MISMATCH] == 1
+
+    @pytest.mark.parametrize("stamp_ns", [-NS, -1, (2**31 - 1) * NS, 2**63, 10**30])
+    def test_stamps_no_ros_time_can_hold_are_dropped(self, stamp_ns):
+        """header.stamp.sec = -1, or a stamp past 2038 (the last samples of a chunk
+        included): reported, counted, and the stream restarts after it."""
+        guard = EmgStreamGuard(8, RATE)
+        guard.check(0, stamp(0), chunk(), RATE)
+        v = guard.check(5, stamp_ns, chunk(), RATE)
+        assert not v.accept and v.reset and v.fault is Fault.BAD_STAMP
+        assert guard.counts[Fault.BAD_STAMP] == 1
+        v = guard.check(10, stamp(10), chunk(), RATE)
+        assert v.accept and v.reset and v.fault is None
+
+    def test_time_jumping_far_ahead_restarts_the_stream(self):
+        guard = EmgStreamGuard(8, RATE, max_time_jump_s=10.0)
+        guard.check(0, stamp(0), chunk(), RATE)
+        v = guard.check(5, stamp(5) + 2_000_000_000 * NS, chunk(), RATE)  # ~2e9 s ahead
+        assert v.accept and v.reset and v.fault is Fault.TIME_JUMP
+        # dropped samples explain a later stamp: a gap, not a jump
+        v = guard.check(5005, stamp(5005) + 2_000_000_000 * NS, chunk(), RATE)
+        assert v.fault is Fault.GAP and v.dropped_samples == 4995
+        # a device restart (index back to 0) while time goes on is not a time jump
+        v = guard.check(0, stamp(6000) + 2_000_000_000 * NS, chunk(), RATE)
+        assert v.fault is Fault.INDEX_BACKWARDS
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(
+    st.integers(-5, 2**64), st.integers(-2**70, 2**70) | st.integers(0, 10 * NS),
+    st.integers(0, 12), st.sampled_from([8, 8, 8, 3]),
+    st.sampled_from([RATE, RATE, RATE * 1.001, 2000.0, float("nan"), float("inf"), 0.0]),
+    st.sampled_from([0.0, 1e-5, np.nan, np.inf, -np.inf, 1e38])), min_size=1, max_size=12))
+def test_stream_guard_properties(chunks):
+    """Any fields: never raises; a chunk is accepted only if it is finite, at the model's
+    rate and channel count, stamped within ROS time; every chunk has at most one fault and
+    the counters add up to the faults reported."""
+    guard = EmgStreamGuard(8, RATE)
+    faults = 0
+    for first, stamp_ns, n, channels, rate, bad_value in chunks:
+        samples = np.full((n, channels), 1e-5, np.float32)
+        if n:
+            samples[n // 2, 0] = bad_value
+        v = guard.check(first, stamp_ns, samples, rate)
+        faults += v.fault is not None
+        assert v.accept == (v.fault is None or v.fault in (
+            Fault.GAP, Fault.INDEX_BACKWARDS, Fault.TIME_BACKWARDS, Fault.TIME_JUMP))
+        if v.accept:
+            assert np.all(np.isfinite(samples)) and channels == 8
+            assert abs(rate - RATE) <= 0.01 * RATE
+            assert 0 <= stamp_ns <= (2**31 - 1) * NS
+        if not v.accept and v.fault is None:
+            raise AssertionError("a refused chunk without a fault")
+    assert sum(guard.counts.values()) == faults
 
 
 class TestSampleRing:

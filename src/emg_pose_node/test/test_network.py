@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from emg_pose_node.architecture import LIMITS, parameter_count, parameter_shapes
 from emg_pose_node.network import EMGToPose, NetworkConfig, aligned_window, count_parameters
 from emg_pose_node.testing import tiny_checkpoint
 
@@ -58,6 +59,38 @@ def test_config_validation_and_round_trip():
     assert NetworkConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown"):
         NetworkConfig.from_dict({**cfg.to_dict(), "extra": 1})
+
+
+@pytest.mark.parametrize("kw", [
+    dict(frontend="conv"), dict(frontend="conv", conv_channels=(4, 6, 8), window=68,
+                                lstm_layers=1),
+    dict(frontend="log_power"), dict(frontend="log_power", lstm_layers=3, output="keypoints"),
+    dict(frontend="conv", output="values", output_names=("a", "b", "c"))])
+def test_parameter_shapes_are_the_torch_models(kw):
+    """The torch-free layout (checked against a checkpoint's header before loading) is
+    exactly the state_dict of the model these hyperparameters build."""
+    cfg = tiny(**kw)
+    state = EMGToPose(cfg).state_dict()
+    expected = {k: (tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in
+                state.items()}
+    assert parameter_shapes(cfg) == expected
+    assert parameter_count(cfg) == sum(v.numel() for v in state.values())
+    assert cfg.frame_width == EMGToPose(cfg).frames(torch.zeros(1, 3, cfg.window)).shape[-1]
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("window", 10**9 + 4, "window"), ("in_channels", 10**6, "in_channels"),
+    ("lstm_hidden", 10**7, "lstm_hidden"), ("conv_channels", (8, 10**9), "conv_channels"),
+    ("lstm_layers", 10**4, "lstm_layers"), ("kernel_size", 2.5, "integer"),
+    ("in_channels", True, "integer"), ("fc_hidden", "8", "integer"),
+    ("dropout", float("nan"), "dropout"), ("output_names", "abc", "output_names"),
+    ("conv_channels", (), "conv_channels")])
+def test_absurd_sizes_are_refused(field, value, match):
+    """A checkpoint is data from a file: sizes beyond LIMITS never reach an allocation."""
+    with pytest.raises(ValueError, match=match):
+        tiny(**{field: value})
+    with pytest.raises(ValueError, match="parameters"):  # each size fine, the product not
+        tiny(lstm_hidden=LIMITS["width"], lstm_layers=LIMITS["lstm_layers"])
 
 
 @pytest.mark.parametrize("frontend", ["conv", "log_power"])

@@ -1,10 +1,12 @@
 """StreamingPredictor: chunked live inference equals the offline full-window path."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from emg_hand_core.hand_model import forward_kinematics
-from emg_pose_node.checkpoint import CheckpointError, save_checkpoint
+from emg_pose_node.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from emg_pose_node.streaming import StreamingPredictor
 from emg_pose_node.synthetic import synthetic_recording
 from emg_pose_node.testing import tiny_checkpoint as make_checkpoint
@@ -100,12 +102,27 @@ def test_channel_name_mismatch_is_refused():
         StreamingPredictor(make_checkpoint(), channel_names=("x", "y", "z"))
 
 
-def test_onnx_backend_matches_torch():
+def test_onnx_backend_matches_torch(tmp_path):
+    """Exported on the fly (a checkpoint without graphs) and embedded at save time."""
     ckpt = make_checkpoint()
     rec = synthetic_recording(duration_s=1.0, sample_rate_hz=500.0, channels=3)
     a = push_all(StreamingPredictor(ckpt), rec.emg, np.random.default_rng(1))
-    b = push_all(StreamingPredictor(ckpt, backend="onnx", threads=1), rec.emg,
-                 np.random.default_rng(1))
-    assert a.keys() == b.keys() and len(a) > 10
-    for k in a:
-        assert np.abs(a[k].values - b[k].values).max() < 1e-4
+    exported = StreamingPredictor(ckpt, backend="onnx", threads=1)
+    assert exported.exported_graphs
+    embedded = StreamingPredictor(load_checkpoint(save_checkpoint(ckpt, tmp_path / "m.st")),
+                                  backend="onnx", threads=1)
+    assert not embedded.exported_graphs
+    for predictor in (exported, embedded):
+        b = push_all(predictor, rec.emg, np.random.default_rng(1))
+        assert a.keys() == b.keys() and len(a) > 10
+        for k in a:
+            assert np.abs(a[k].values - b[k].values).max() < 1e-4
+
+
+def test_graphs_of_another_architecture_are_refused():
+    from emg_pose_node.export import streaming_graphs
+
+    ckpt, other = make_checkpoint(channels=3), make_checkpoint(channels=4)
+    ckpt.graphs = replace(streaming_graphs(other), weights_sha256=ckpt.weights_sha256())
+    with pytest.raises(CheckpointError, match="does not match the hyperparameters"):
+        StreamingPredictor(ckpt, backend="onnx")

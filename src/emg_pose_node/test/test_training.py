@@ -4,7 +4,6 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 
 from emg_hand_core.hand_model import forward_kinematics
 from emg_pose_node.evaluation import evaluate, format_table, metrics_for, r2_scores
@@ -71,7 +70,7 @@ def test_training_is_reproducible_with_a_seed():
     a = train([rec], tiny_settings(epochs=2))
     b = train([rec], tiny_settings(epochs=2))
     for k, v in a.checkpoint.state_dict.items():
-        assert torch.equal(v, b.checkpoint.state_dict[k]), k
+        assert np.array_equal(v, b.checkpoint.state_dict[k]), k
 
 
 def calibration_data(seed=11, duration_s=40.0):
@@ -83,7 +82,7 @@ def calibration_data(seed=11, duration_s=40.0):
 
 def test_finetune_improves_and_is_accepted(trained):
     emg, q = calibration_data()
-    before = {k: v.clone() for k, v in trained.checkpoint.state_dict.items()}
+    before = {k: v.copy() for k, v in trained.checkpoint.state_dict.items()}
     calls = []
     res = finetune(trained.checkpoint, emg, q, FinetuneSettings(epochs=15, adapter_epochs=0),
                    progress_cb=lambda e, n, loss: calls.append((e, n, loss)))
@@ -94,10 +93,10 @@ def test_finetune_improves_and_is_accepted(trained):
     assert res.train_windows > 3 * res.heldout_windows / 2
     # The starting checkpoint is untouched; only the head changed.
     for k, v in trained.checkpoint.state_dict.items():
-        assert torch.equal(v, before[k])
+        assert np.array_equal(v, before[k])
     new = res.checkpoint.state_dict
-    assert all(torch.equal(new[k], before[k]) for k in new if not k.startswith("head."))
-    assert any(not torch.equal(new[k], before[k]) for k in new if k.startswith("head."))
+    assert all(np.array_equal(new[k], before[k]) for k in new if not k.startswith("head."))
+    assert any(not np.array_equal(new[k], before[k]) for k in new if k.startswith("head."))
     assert res.checkpoint.training["finetunes"][0]["error_after"] == res.error_after
 
 
@@ -114,7 +113,7 @@ def test_finetune_input_adapter_undoes_an_armband_rotation(trained):
     assert res.accepted and res.error_after < 0.8 * res.error_before, res.message
     assert calls == [(e, 8) for e in range(1, 9)]
     old, new = trained.checkpoint.state_dict, res.checkpoint.state_dict
-    assert {k for k in new if not torch.equal(new[k], old[k])} == {"frontend.0.conv.weight"}
+    assert {k for k in new if not np.array_equal(new[k], old[k])} == {"frontend.0.conv.weight"}
 
 
 def test_finetune_unfreezing_last_lstm_trains_it(trained):
@@ -123,8 +122,8 @@ def test_finetune_unfreezing_last_lstm_trains_it(trained):
         epochs=3, adapter_epochs=0, unfreeze_last_lstm=True, min_improvement=-10.0))
     assert res.accepted
     old, new = trained.checkpoint.state_dict, res.checkpoint.state_dict
-    assert not torch.equal(old["lstm.0.weight_hh_l0"], new["lstm.0.weight_hh_l0"])
-    assert torch.equal(old["frontend.0.conv.weight"], new["frontend.0.conv.weight"])
+    assert not np.array_equal(old["lstm.0.weight_hh_l0"], new["lstm.0.weight_hh_l0"])
+    assert np.array_equal(old["frontend.0.conv.weight"], new["frontend.0.conv.weight"])
 
 
 def test_finetune_keeps_old_model_when_not_better(trained):
