@@ -73,7 +73,7 @@ def bench_node(count: int, rate_hz: float, profile_name: str) -> dict[str, dict]
     from emg_hand_testing.ros import RosTestNode, wait_until
 
     params = {"profile": profile_name, "start_enabled": True, "diagnostics_period_s": 0.2,
-              "input_timeout_ms": 600000}
+              "input_timeout_ms": 60000}
     proc = NodeProcess("hand_controller", "hand_controller", ros_args(params))
     node = RosTestNode("controller_bench")
     try:
