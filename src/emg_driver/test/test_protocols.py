@@ -18,13 +18,14 @@ from emg_driver.protocols import (
     encode_text_line,
 )
 
-# Six lines as a Myo logger prints them (first lines of myo_readings .../45612-1/7.txt).
-MYO_BYTES = (b"-27,-4,-1,-13,5,12,15,-1,0\n-17,0,-5,35,6,7,19,12,0\n"
-             b"-31,-12,8,21,7,4,3,-3,0\n5,2,-9,-1,0,3,1,4,7\r\n"
+# Six lines in a Myo logger's format, c1,...,c8,label (values made up here; the real
+# recordings are read in place from ../shared/data by the tests that need them).
+MYO_BYTES = (b"-25,-6,-2,-11,4,13,14,-2,0\n-18,1,-4,33,5,8,20,11,0\n"
+             b"-30,-13,9,22,6,3,2,-4,0\n5,2,-9,-1,0,3,1,4,7\r\n"
              b"127,-128,0,0,0,0,0,1,7\n-1,-1,-1,-1,-1,-1,-1,-1,0\n")
 MYO_COUNTS = np.array([
-    [-27, -4, -1, -13, 5, 12, 15, -1], [-17, 0, -5, 35, 6, 7, 19, 12],
-    [-31, -12, 8, 21, 7, 4, 3, -3], [5, 2, -9, -1, 0, 3, 1, 4],
+    [-25, -6, -2, -11, 4, 13, 14, -2], [-18, 1, -4, 33, 5, 8, 20, 11],
+    [-30, -13, 9, 22, 6, 3, 2, -4], [5, 2, -9, -1, 0, 3, 1, 4],
     [127, -128, 0, 0, 0, 0, 0, 1], [-1, -1, -1, -1, -1, -1, -1, -1]], dtype=np.float64)
 MYO = TextConfig(num_channels=8, num_columns=9, scale_v_per_unit=1e-5)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import columns, eeg_emg_hands, emg2pose, myo_readings, rosbag2
+from . import columns, emg2pose, myo_text, openbci_fingers, rosbag2
 from .recording import DataError, Recording
 
 
@@ -47,16 +47,16 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            rosbag2.looks_like, ("emg_topic", "joint_state_topic", "max_label_gap_s",
                                 "prompt_topic", "transition_s"), write=rosbag2.write),
     Format("eeg_emg_hands_merged", "EEG-EMG-Hands merged/data_*.csv (ch_k_raw [uV], finger "
-           "angle / pi)", eeg_emg_hands.read_merged, eeg_emg_hands.looks_like_merged,
+           "angle / pi)", openbci_fingers.read_merged, openbci_fingers.looks_like_merged,
            aliases=("merged_csv",)),
     Format("eeg_emg_hands", "EEG-EMG-Hands emg_mp_*.csv (ch_k [uV], finger straightness)",
-           eeg_emg_hands.read_emg_mp, eeg_emg_hands.looks_like_emg_mp,
+           openbci_fingers.read_emg_mp, openbci_fingers.looks_like_emg_mp,
            aliases=("eeg_emg_csv",)),
     Format("eeg_emg_hands_prompted", "EEG-EMG-Hands raw BrainFlow run folder (exg.csv [uV] + "
-           "prompt.csv targets)", eeg_emg_hands.read_prompted, eeg_emg_hands.looks_like_prompted,
-           ("sample_rate_hz",), aliases=("brainflow",)),
+           "prompt.csv targets)", openbci_fingers.read_prompted,
+           openbci_fingers.looks_like_prompted, ("sample_rate_hz",), aliases=("brainflow",)),
     Format("myo_readings", "Myo logger lines c1..c8,label (int8 counts, ~200 Hz, gestures)",
-           myo_readings.read, myo_readings.looks_like, ("scale_v_per_unit", "sample_rate_hz"),
+           myo_text.read, myo_text.looks_like, ("scale_v_per_unit", "sample_rate_hz"),
            counts=True, aliases=("myo_txt", "myo")),
 )}
 """Name -> :class:`Format`, in detection order."""
